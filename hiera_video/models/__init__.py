@@ -1,0 +1,11 @@
+"""Models: the Hiera backbone, its registry, checkpoint handling and cost counting."""
+
+from .checkpoints import (Checkpoint, CheckpointError, adapt_state_dict, atomic_save, load_pretrained,
+                          read_checkpoint, save_model)
+from .flops import count_flops, count_params
+from .hiera import Hiera, TokenLayout
+from .registry import PRETRAINED, create_model, list_models, register_model
+
+__all__ = ["Checkpoint", "CheckpointError", "Hiera", "PRETRAINED", "TokenLayout", "adapt_state_dict",
+           "atomic_save", "count_flops", "count_params", "create_model", "list_models", "load_pretrained",
+           "read_checkpoint", "register_model", "save_model"]

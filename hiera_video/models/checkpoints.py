@@ -1,0 +1,384 @@
+"""Reading, adapting and writing checkpoints.
+
+Accepted inputs (all read without executing pickled code: a checkpoint is untrusted input):
+  * official `.pth`: `{"model_state": state_dict}` (classifier or MAE);
+  * a Hugging Face-style folder: `config.json` (the official constructor's arguments) + `model.safetensors`;
+  * this project's checkpoints: `{"model": state_dict, "model_config": {...}, "model_name": ...}`;
+  * a plain state dict (`.pt`/`.pth`/`.bin`) or a `.safetensors` file;
+  * an `http(s)://` or `file://` URL of any of the above files (cached by torch.hub).
+
+`adapt_state_dict` is the one pure filter that turns any of them into a state dict for a given model:
+strip wrapper prefixes, drop MAE decoder weights, drop a classifier of the wrong size, interpolate
+position embeddings to the model's frames and resolution, and fail on anything else with the key and
+both shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+logger = logging.getLogger("hiera_video")
+
+FORMAT = "hiera-video/1"
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DDP / torch.compile
+# Weights of the official MAE that a classifier does not have.
+_MAE_ONLY = ("decoder_", "mask_token", "multi_scale_fusion_heads.", "encoder_norm.")
+_HEAD = ("head.projection.weight", "head.projection.bias")
+
+# The official `hiera.Hiera` constructor defaults (image Hiera-B). Its config.json files list only the
+# arguments that were passed, so the rest must be filled from these, not from our video defaults.
+OFFICIAL_DEFAULTS: dict[str, Any] = dict(
+    input_size=[224, 224], in_chans=3, embed_dim=96, num_heads=1, num_classes=1000, stages=[2, 3, 16, 3],
+    q_pool=3, q_stride=[2, 2], mask_unit_size=[8, 8], mask_unit_attn=[True, True, False, False], dim_mul=2.0,
+    head_mul=2.0, patch_kernel=[7, 7], patch_stride=[4, 4], patch_padding=[3, 3], mlp_ratio=4.0,
+    drop_path_rate=0.0, head_dropout=0.0, head_init_scale=0.001, sep_pos_embed=False)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit the model; the message names the culprit."""
+
+
+@dataclass
+class Checkpoint:
+    state_dict: dict[str, torch.Tensor]
+    source: str
+    format: str  # "official", "hf-folder", "hiera-video", "state-dict", "safetensors"
+    model_config: dict[str, Any] | None = None  # Hiera constructor arguments, when the file records them
+    model_name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading
+# ------------------------------------------------------------------------------------------------
+def _harmless_globals() -> list:
+    """Classes that training scripts commonly store beside the weights (MAE-style `args`, numpy
+    scalars) and that unpickle into plain data. Allowing them keeps `weights_only=True`: nothing
+    else in a file is ever constructed, let alone executed."""
+    import argparse
+
+    import numpy as np
+    core = getattr(np, "_core", None) or np.core
+    found = [argparse.Namespace, np.dtype, core.multiarray.scalar]
+    found += [getattr(np.dtypes, n) for n in dir(getattr(np, "dtypes", object)) if n.endswith("DType")]
+    return found
+
+
+def _torch_load(path: str) -> Any:
+    try:
+        with torch.serialization.safe_globals(_harmless_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):  # not a pickle of objects: a damaged or foreign file
+            raise CheckpointError(f"{path}: not a readable torch checkpoint ({_reason(e)})") from None
+        raise CheckpointError(
+            f"{path}: refused to unpickle a non-tensor object (torch.load weights_only=True: a checkpoint is "
+            f"untrusted input). {_reason(e)}. If you trust the file, extract its state dict yourself "
+            f"and save it with torch.save or safetensors.") from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from None
+
+
+def _reason(e: Exception) -> str:
+    """The informative line of torch.load's long weights_only message."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    line = next((line for line in lines if "Unsupported" in line), lines[0] if lines else type(e).__name__)
+    return line.split(" was not an allowed global")[0].replace("WeightsUnpickler error: ", "")
+
+
+def _load_safetensors(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except Exception as e:  # safetensors raises its own error types
+        raise CheckpointError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+
+
+def _download(url: str) -> Any:
+    try:
+        return torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True, progress=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{url}: refused to unpickle non-tensor objects ({e})") from None
+    except OSError as e:  # URLError is an OSError
+        raise CheckpointError(f"could not download {url} ({e}); download it where there is network access "
+                              f"and pass the local path as `pretrained`") from None
+
+
+def official_config_to_kwargs(config: dict[str, Any], source: str) -> dict[str, Any]:
+    """An official `config.json` (classifier or MAE) -> our `Hiera` constructor arguments."""
+    from .hiera import Hiera
+    import inspect
+
+    config = dict(config)
+    norm = config.pop("norm_layer", "LayerNorm")
+    if norm != "LayerNorm":
+        raise CheckpointError(f"{source}: norm_layer={norm!r} is not supported (only LayerNorm)")
+    is_mae = any(k.startswith("decoder_") for k in config)
+    for k in [k for k in config if k.startswith("decoder_")]:
+        config.pop(k)
+    kwargs = {**OFFICIAL_DEFAULTS, **config}
+    if is_mae:
+        # The encoder of an MAE becomes a classifier: Q-pool at every transition, no head until one is asked for.
+        kwargs["q_pool"] = len(kwargs["stages"]) - 1
+        kwargs["num_classes"] = config.get("num_classes", 0)
+    valid = set(inspect.signature(Hiera).parameters)
+    unknown = sorted(set(kwargs) - valid)
+    if unknown:
+        raise CheckpointError(f"{source}: config keys {unknown} are not Hiera arguments (valid: {sorted(valid)})")
+    return kwargs
+
+
+def _unwrap(obj: Any, source: str) -> Checkpoint:
+    """Find the state dict inside whatever `torch.load` returned."""
+    if isinstance(obj, dict) and "model_state" in obj:
+        return Checkpoint(_strip_prefixes(obj["model_state"]), source, "official")
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        cfg = obj.get("model_config")
+        fmt = "hiera-video" if obj.get("format") == FORMAT else "state-dict"
+        extra = {k: v for k, v in obj.items() if k not in ("model", "model_config", "model_name", "format")}
+        return Checkpoint(_strip_prefixes(obj["model"]), source, fmt, cfg, obj.get("model_name"), extra)
+    for key in ("state_dict", "module"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            return Checkpoint(_strip_prefixes(obj[key]), source, "state-dict")
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return Checkpoint(_strip_prefixes(obj), source, "state-dict")
+    keys = list(obj)[:10] if isinstance(obj, dict) else type(obj).__name__
+    raise CheckpointError(f"{source}: no state dict found (looked for 'model_state', 'model', 'state_dict', "
+                          f"'module', or a dict of tensors); top-level keys: {keys}")
+
+
+def _strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    for prefix in _WRAPPER_PREFIXES:
+        if sd and all(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix):]: v for k, v in sd.items()}
+    return sd
+
+
+def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read any accepted checkpoint (see the module docstring) into a `Checkpoint`."""
+    source = str(path)
+    if source.startswith(("http://", "https://", "file://")):
+        return _unwrap(_download(source), source)
+    p = Path(source)
+    if not p.exists():
+        raise CheckpointError(f"checkpoint not found: {source}")
+    if p.is_dir():
+        weights = [p / n for n in ("model.safetensors", "pytorch_model.bin") if (p / n).exists()]
+        if not weights:
+            raise CheckpointError(f"{source}: folder has no model.safetensors or pytorch_model.bin")
+        if weights[0].suffix == ".safetensors":
+            sd, _ = _load_safetensors(str(weights[0]))
+            ckpt = Checkpoint(_strip_prefixes(sd), source, "hf-folder")
+        else:
+            ckpt = _unwrap(_torch_load(str(weights[0])), source)
+            ckpt.format = "hf-folder"
+        if any(k.startswith(("hiera.", "embeddings.")) for k in ckpt.state_dict):
+            raise CheckpointError(f"{source}: this is a `transformers` HieraModel checkpoint (keys like "
+                                  f"{next(iter(ckpt.state_dict))!r}); use the official-format weights "
+                                  f"(facebook/hiera_*_16x224.*, or the .pth files)")
+        cfg_file = p / "config.json"
+        if cfg_file.exists():
+            with open(cfg_file) as f:
+                ckpt.model_config = official_config_to_kwargs(json.load(f), str(cfg_file))
+        return ckpt
+    if p.suffix == ".safetensors":
+        sd, meta = _load_safetensors(source)
+        ckpt = Checkpoint(_strip_prefixes(sd), source, "safetensors")
+        if "model_config" in meta:  # written by save_model(..., safetensors)
+            ckpt.model_config = json.loads(meta["model_config"])
+            ckpt.model_name = meta.get("model_name") or None
+        return ckpt
+    return _unwrap(_torch_load(source), source)
+
+
+# ------------------------------------------------------------------------------------------------
+# Adapting
+# ------------------------------------------------------------------------------------------------
+def _grid_of(config: dict[str, Any] | None) -> list[int] | None:
+    if not config:
+        return None
+    return [i // s for i, s in zip(config["input_size"], config["patch_stride"])]
+
+
+def _interp_spatial(pe: torch.Tensor, old_hw: tuple[int, ...], new_hw: tuple[int, ...]) -> torch.Tensor:
+    """[1, h*w, C] -> [1, h'*w', C], bicubic as in MAE-style finetuning at another resolution."""
+    C = pe.shape[-1]
+    x = pe.reshape(1, *old_hw, C).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=new_hw, mode="bicubic", align_corners=False)
+    return x.permute(0, 2, 3, 1).reshape(1, -1, C).to(pe.dtype)
+
+
+def _interp_temporal(pe: torch.Tensor, new_t: int) -> torch.Tensor:
+    """[1, t, C] -> [1, t', C], linear."""
+    x = F.interpolate(pe.transpose(1, 2).float(), size=new_t, mode="linear", align_corners=False)
+    return x.transpose(1, 2).to(pe.dtype)
+
+
+def _square(n: int, key: str, source: str) -> tuple[int, int]:
+    side = math.isqrt(n)
+    if side * side != n:
+        raise CheckpointError(f"{source}: cannot tell the token grid of {key!r} ({n} positions, not square) "
+                              f"without the checkpoint's config; pass a checkpoint with config.json")
+    return side, side
+
+
+def adapt_state_dict(sd: dict[str, torch.Tensor], model: torch.nn.Module, ckpt_config: dict | None = None,
+                     source: str = "checkpoint") -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Turn a checkpoint state dict into one for `model` (a `Hiera`). Pure: `sd` is not modified.
+
+    Returns the adapted state dict and human-readable notes of everything changed. Raises
+    `CheckpointError` naming the key and both shapes when a tensor cannot be reconciled.
+    """
+    sd = _strip_prefixes(dict(sd))
+    target = model.state_dict()
+    notes: list[str] = []
+
+    mae_keys = [k for k in sd if k.startswith(_MAE_ONLY) and k not in target]
+    if mae_keys:
+        for k in mae_keys:
+            del sd[k]
+        notes.append(f"dropped {len(mae_keys)} MAE decoder tensors (decoder_*, mask_token, "
+                     f"multi_scale_fusion_heads, encoder_norm)")
+
+    if any(k in sd for k in _HEAD):
+        old = sd["head.projection.weight"].shape[0] if "head.projection.weight" in sd else None
+        new = target["head.projection.weight"].shape[0] if "head.projection.weight" in target else 0
+        if old != new:
+            for k in _HEAD:
+                sd.pop(k, None)
+            notes.append(f"classifier re-initialised: checkpoint has {old} classes, model has {new}")
+
+    grid = list(model.tokens_spatial_shape)
+    old_grid = _grid_of(ckpt_config)
+    if "pos_embed_spatial" in sd and "pos_embed_spatial" in target:
+        pe = sd["pos_embed_spatial"]
+        if pe.shape != target["pos_embed_spatial"].shape and pe.shape[-1] == target["pos_embed_spatial"].shape[-1]:
+            old_hw = tuple(old_grid[1:]) if old_grid else _square(pe.shape[1], "pos_embed_spatial", source)
+            if math.prod(old_hw) != pe.shape[1]:
+                old_hw = _square(pe.shape[1], "pos_embed_spatial", source)
+            sd["pos_embed_spatial"] = _interp_spatial(pe, old_hw, tuple(grid[1:]))
+            notes.append(f"pos_embed_spatial interpolated from {list(old_hw)} to {grid[1:]} tokens")
+    if "pos_embed_temporal" in sd and "pos_embed_temporal" in target:
+        pe = sd["pos_embed_temporal"]
+        if pe.shape != target["pos_embed_temporal"].shape and pe.shape[-1] == target["pos_embed_temporal"].shape[-1]:
+            sd["pos_embed_temporal"] = _interp_temporal(pe, grid[0])
+            notes.append(f"pos_embed_temporal interpolated from {pe.shape[1]} to {grid[0]} time steps")
+    if "pos_embed" in sd and "pos_embed" in target:
+        pe = sd["pos_embed"]
+        if pe.shape != target["pos_embed"].shape and pe.shape[-1] == target["pos_embed"].shape[-1]:
+            if len(grid) != 2 and not old_grid:
+                raise CheckpointError(f"{source}: key 'pos_embed' has shape {list(pe.shape)}, model expects "
+                                      f"{list(target['pos_embed'].shape)}; a joint video position embedding "
+                                      f"needs the checkpoint's config to be resized")
+            if len(grid) == 2:
+                old_hw = tuple(old_grid) if old_grid else _square(pe.shape[1], "pos_embed", source)
+                sd["pos_embed"] = _interp_spatial(pe, old_hw, tuple(grid))
+            else:  # [1, t*h*w, C] -> trilinear
+                C = pe.shape[-1]
+                x = pe.reshape(1, *old_grid, C).permute(0, 4, 1, 2, 3).float()
+                x = F.interpolate(x, size=tuple(grid), mode="trilinear", align_corners=False)
+                sd["pos_embed"] = x.permute(0, 2, 3, 4, 1).reshape(1, -1, C).to(pe.dtype)
+            notes.append(f"pos_embed interpolated from {old_grid or list(old_hw)} to {grid} tokens")
+
+    bad = [(k, list(v.shape), list(target[k].shape)) for k, v in sd.items() if k in target and v.shape != target[k].shape]
+    if bad:
+        lines = "\n".join(f"  {k}: checkpoint {a}, model {b}" for k, a, b in bad[:10])
+        more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise CheckpointError(f"{source}: {len(bad)} tensors do not fit the model{_describe(sd)}:\n{lines}{more}")
+    return sd, notes
+
+
+def _describe(sd: dict[str, torch.Tensor]) -> str:
+    """A hint at what model a state dict belongs to, for error messages."""
+    w = sd.get("patch_embed.proj.weight")
+    depth = len({k.split(".")[1] for k in sd if k.startswith("blocks.")})
+    if w is None:
+        return ""
+    kind = "video" if w.dim() == 5 else "image"
+    return f" (the checkpoint looks like a {kind} Hiera with embed_dim {w.shape[0]} and {depth} blocks)"
+
+
+@dataclass
+class LoadReport:
+    notes: list[str]
+    missing: list[str]  # model tensors left at their initial values
+    unexpected: list[str]
+
+
+def load_pretrained(model: torch.nn.Module, checkpoint: Checkpoint | str | os.PathLike,
+                    strict: bool = True) -> LoadReport:
+    """Load a checkpoint into `model`, adapting it with `adapt_state_dict`.
+
+    Only the classifier and the final norm may be missing (re-initialised head, or an MAE encoder);
+    with `strict`, any other missing or unexpected tensor is an error listing them. Everything left
+    at its initial value is logged, so no weight is silently skipped.
+    """
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else read_checkpoint(checkpoint)
+    sd, notes = adapt_state_dict(ckpt.state_dict, model, ckpt.model_config, ckpt.source)
+    result = model.load_state_dict(sd, strict=False)
+    allowed_missing = {"norm.weight", "norm.bias", *_HEAD}
+    missing = [k for k in result.missing_keys if k not in allowed_missing]
+    if strict and (missing or result.unexpected_keys):
+        raise CheckpointError(
+            f"{ckpt.source}: does not match the model{_describe(ckpt.state_dict)}: "
+            f"missing {missing[:10]}{' ...' if len(missing) > 10 else ''} "
+            f"({len(missing)}), unexpected {result.unexpected_keys[:10]}"
+            f"{' ...' if len(result.unexpected_keys) > 10 else ''} ({len(result.unexpected_keys)})")
+    left = [k for k in result.missing_keys if k in allowed_missing]
+    if left:
+        notes.append(f"left at initial values: {left}")
+    logger.info("loaded %s (%s format, %d tensors)", ckpt.source, ckpt.format, len(sd))
+    for note in notes:
+        (logger.warning if note.startswith("classifier") else logger.info)("%s: %s", ckpt.source, note)
+    return LoadReport(notes, list(result.missing_keys), list(result.unexpected_keys))
+
+
+# ------------------------------------------------------------------------------------------------
+# Writing
+# ------------------------------------------------------------------------------------------------
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file in the same folder, fsync, then rename: a reader (or a run
+    killed mid-write) sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: torch.nn.Module, path: str | os.PathLike, **extra: Any) -> None:
+    """Write weights plus the model's configuration, enough for `create_model(pretrained=path)` to
+    rebuild it alone. `.safetensors` paths get the config in the file's metadata; anything else is a
+    torch file `{"format", "model", "model_config", "model_name", **extra}` (extra: plain values only)."""
+    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    name = getattr(model, "name", None)
+    if str(path).endswith(".safetensors"):
+        from safetensors.torch import save_file
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        meta = {"format": FORMAT, "model_config": json.dumps(model.config), "model_name": name or ""}
+        meta.update({k: json.dumps(v) for k, v in extra.items()})
+        save_file(sd, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+        return
+    atomic_save({"format": FORMAT, "model": sd, "model_config": dict(model.config), "model_name": name, **extra}, path)
