@@ -1,0 +1,110 @@
+"""Data lists (PySlowFast / VideoMAE style) and class-name files.
+
+A list has one video per line: `path label`, split on the *last* whitespace so that paths may contain
+spaces, or `path,label`. Blank lines and lines starting with `#` are skipped. Relative paths resolve
+against a root, by default the list file's folder. A class file has one name per line; the line index
+is the label. See data_lists/README.md for examples.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ListError(ValueError):
+    """A malformed list or class file; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str  # resolved against the root
+    label: int  # -1 for an unlabelled list
+    line: int  # 1-based line in the list file, for messages
+
+
+def _parse_label(text: str) -> int | None:
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    return None
+
+
+def parse_line(line: str) -> tuple[str, int | None]:
+    """`'a b.mp4 3'` -> ('a b.mp4', 3); `'x.mp4,3'` -> ('x.mp4', 3); `'x.mp4'` -> ('x.mp4', None)."""
+    line = line.strip()
+    if "," in line:
+        head, _, tail = line.rpartition(",")
+        label = _parse_label(tail)
+        if label is not None:
+            return head.strip(), label
+    parts = line.rsplit(None, 1)
+    if len(parts) == 2:
+        label = _parse_label(parts[1])
+        if label is not None:
+            return parts[0], label
+    return line, None
+
+
+def read_list(list_path: str | os.PathLike, root: str | os.PathLike | None = None, labelled: bool = True,
+              num_classes: int | None = None) -> list[Entry]:
+    """Entries of a list file. `labelled=False` accepts lines without labels (label -1), e.g. for
+    embedding extraction; with `num_classes`, labels must lie in [0, num_classes)."""
+    list_path = Path(list_path)
+    if not list_path.is_file():
+        raise ListError(f"data list not found: {list_path}")
+    base = Path(root) if root is not None else list_path.parent
+    entries = []
+    with open(list_path, encoding="utf-8") as f:
+        for n, raw in enumerate(f, 1):
+            if not raw.strip() or raw.lstrip().startswith("#"):
+                continue
+            path, label = parse_line(raw)
+            if label is None:
+                if labelled:
+                    raise ListError(f"{list_path}:{n}: no integer label in {raw.strip()!r} "
+                                    f"(expected 'path label' or 'path,label')")
+                label = -1
+            elif label < 0 or (num_classes is not None and label >= num_classes):
+                bound = f"[0, {num_classes})" if num_classes is not None else ">= 0"
+                raise ListError(f"{list_path}:{n}: label {label} is outside {bound}")
+            entries.append(Entry(str(base / path), label, n))
+    if not entries:
+        raise ListError(f"{list_path}: the list is empty")
+    return entries
+
+
+def write_list(list_path: str | os.PathLike, rows: list[tuple[str, int]]) -> None:
+    """Write `path label` lines (atomically: a half-written list never replaces a good one)."""
+    list_path = Path(list_path)
+    list_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = list_path.with_name(f".{list_path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for path, label in rows:
+            if "\n" in path:
+                raise ListError(f"path with a newline cannot be listed: {path!r}")
+            f.write(f"{path} {label}\n")
+    os.replace(tmp, list_path)
+
+
+def read_classes(path: str | os.PathLike) -> list[str]:
+    """Class names, one per line (line index = label)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ListError(f"class file not found: {path}")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    if any(not n for n in names):
+        raise ListError(f"{path}:{names.index('') + 1}: empty class name")
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ListError(f"{path}: class {dup!r} appears twice")
+    return names
+
+
+def write_classes(path: str | os.PathLike, names: list[str]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{n}\n" for n in names), encoding="utf-8")

@@ -1,0 +1,76 @@
+"""Data-list and class-file parsing, and the shipped class lists."""
+
+from pathlib import Path
+
+import pytest
+
+from hiera_video.data.lists import ListError, parse_line, read_classes, read_list, write_list
+
+DATA_LISTS = Path(__file__).parents[1] / "data_lists"
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("a/b.mp4 3", ("a/b.mp4", 3)),
+    ("my video clip.mp4 12\n", ("my video clip.mp4", 12)),
+    ("a/b.mp4\t7", ("a/b.mp4", 7)),
+    ("a/b.mp4,3", ("a/b.mp4", 3)),
+    ("a/b.mp4, 3", ("a/b.mp4", 3)),
+    ("a,b/c.mp4 4", ("a,b/c.mp4", 4)),
+    ("a/b.mp4", ("a/b.mp4", None)),
+    ("a/b 2.mp4", ("a/b 2.mp4", None)),
+])
+def test_parse_line(line, expected):
+    assert parse_line(line) == expected
+
+
+def test_read_list_resolves_against_the_list_folder_by_default(tmp_path):
+    (tmp_path / "l.csv").write_text("# comment\n\nvideos/x 1.mp4 0\n/abs/y.mp4 2\n")
+    entries = read_list(tmp_path / "l.csv")
+    assert [e.path for e in entries] == [str(tmp_path / "videos/x 1.mp4"), "/abs/y.mp4"]
+    assert [e.label for e in entries] == [0, 2] and [e.line for e in entries] == [3, 4]
+    other = read_list(tmp_path / "l.csv", root="/data")
+    assert other[0].path == "/data/videos/x 1.mp4"
+
+
+def test_errors_name_the_file_and_line(tmp_path):
+    (tmp_path / "l.csv").write_text("a.mp4 0\nb.mp4\n")
+    with pytest.raises(ListError, match=r"l.csv:2: no integer label in 'b.mp4'"):
+        read_list(tmp_path / "l.csv")
+    assert read_list(tmp_path / "l.csv", labelled=False)[1].label == -1
+    (tmp_path / "m.csv").write_text("a.mp4 0\nb.mp4 9\n")
+    with pytest.raises(ListError, match=r"m.csv:2: label 9 is outside \[0, 5\)"):
+        read_list(tmp_path / "m.csv", num_classes=5)
+    with pytest.raises(ListError, match="data list not found"):
+        read_list(tmp_path / "nope.csv")
+    (tmp_path / "e.csv").write_text("\n# nothing\n")
+    with pytest.raises(ListError, match="the list is empty"):
+        read_list(tmp_path / "e.csv")
+
+
+def test_write_then_read_round_trips(tmp_path):
+    rows = [("a b/c.mp4", 1), ("d.webm", 0)]
+    write_list(tmp_path / "out.csv", rows)
+    assert [(Path(e.path).relative_to(tmp_path).as_posix(), e.label) for e in read_list(tmp_path / "out.csv")] == rows
+
+
+def test_read_classes(tmp_path):
+    (tmp_path / "c.txt").write_text("walk\nrun\n\n")
+    assert read_classes(tmp_path / "c.txt") == ["walk", "run"]
+    (tmp_path / "d.txt").write_text("walk\nwalk\n")
+    with pytest.raises(ListError, match="'walk' appears twice"):
+        read_classes(tmp_path / "d.txt")
+
+
+@pytest.mark.parametrize("name,count", [("kinetics400", 400), ("kinetics600", 600), ("kinetics700", 700),
+                                        ("ssv2", 174)])
+def test_shipped_class_lists(name, count):
+    classes = read_classes(DATA_LISTS / f"{name}.txt")
+    assert len(classes) == count
+    if name.startswith("kinetics"):
+        assert classes == sorted(classes)  # the order official checkpoints use
+        assert classes[0] == "abseiling"
+
+
+def test_shipped_ava_classes():
+    lines = (DATA_LISTS / "ava_v2.2_60classes.txt").read_text().splitlines()
+    assert len(lines) == 60 and lines[0].startswith("1:")
