@@ -85,10 +85,15 @@ def test_plans_vary_and_stay_in_range():
             seen_fps.add(spec.fps)
             seen_sizes.add((H, W))
             assert DURATION_RANGE[0] - 0.1 <= spec.num_frames / spec.fps <= DURATION_RANGE[1] + 0.1
-            reach = 1.15 * spec.radius  # the farthest any shape reaches from its centre
-            assert (spec.center[:, 0] - reach >= 0).all() and (spec.center[:, 0] + reach <= W).all()
-            assert (spec.center[:, 1] - reach >= 0).all() and (spec.center[:, 1] + reach <= H).all()
-            assert np.linalg.norm(spec.color.astype(int) - spec.background.mean((0, 1))) > 100
+            # Centres stay in the frame; rotators stay whole (large movers and growers may leave it in part).
+            assert (spec.center >= 0).all() and (spec.center[:, 0] <= W).all() and (spec.center[:, 1] <= H).all()
+            if CLASSES[label].startswith("rotate"):
+                reach = 1.15 * spec.radius  # the farthest any shape reaches from its centre
+                assert (spec.center[:, 0] - reach >= 0).all() and (spec.center[:, 0] + reach <= W).all()
+                assert (spec.center[:, 1] - reach >= 0).all() and (spec.center[:, 1] + reach <= H).all()
+            # Figure and ground differ in brightness: the actor is dark, the background light.
+            assert spec.color.max() < 90 and spec.color2.max() < 90
+            assert spec.background.mean() > 140
     assert seen_fps == set(FPS_CHOICES) and seen_sizes == set(SIZE_CHOICES)
 
 
@@ -100,7 +105,6 @@ def track(frames: np.ndarray, spec) -> dict[str, np.ndarray]:
     shape = diff > 40
     marker = shape & (np.abs(frames.astype(np.int16) - spec.marker_color.astype(np.int16)).sum(-1) < 60)
     assert shape.any((1, 2)).all() and marker.any((1, 2)).all()
-    assert not (shape[:, 0].any() or shape[:, -1].any() or shape[:, :, 0].any() or shape[:, :, -1].any())
     ys, xs = np.arange(frames.shape[1])[:, None], np.arange(frames.shape[2])[None, :]
 
     def centroid(m):  # [T, H, W] bool -> ([T], [T])
@@ -133,7 +137,8 @@ def test_pairs_are_time_reversals_with_visible_motion(forward, backward):
         if name in ("x", "y"):  # moves >= 25% of the frame along its axis in 2 s; the other axis stays
             assert change >= 0.25 * (W if name == "x" else H)
             other = fw["y" if name == "x" else "x"]
-            assert other.max() - other.min() < 1
+            # Stays, up to the centroid shift of a shape partly out of the frame (the visible part).
+            assert other.max() - other.min() < 0.02 * (H if name == "x" else W)
         elif name == "area":  # linear size >= 1.6x in 2 s
             assert math.sqrt(fw["area"][two_s] / fw["area"][0]) >= 1.6
         else:  # >= 90 degrees in 2 s

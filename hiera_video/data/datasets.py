@@ -66,39 +66,44 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def _indices(self, num_frames: int, fps: float) -> np.ndarray:
+    def _indices(self, num_frames: int, fps: float, generator: torch.Generator | None) -> np.ndarray:
         if self.sampling_mode == "segment":
-            return sampling.segment_clip(num_frames, self.num_frames)
-        return sampling.train_clip(num_frames, fps, self.num_frames, self.sampling_rate, self.target_fps)
+            return sampling.segment_clip(num_frames, self.num_frames, generator)
+        return sampling.train_clip(num_frames, fps, self.num_frames, self.sampling_rate, self.target_fps, generator)
 
-    def _decode(self, entry: Entry) -> torch.Tensor:
+    def _decode(self, entry: Entry, generator: torch.Generator | None = None) -> torch.Tensor:
         with open_video(entry.path, self.backend) as video:
-            return _to_clip(video.get_frames(self._indices(video.num_frames, video.fps)))
+            return _to_clip(video.get_frames(self._indices(video.num_frames, video.fps, generator)))
 
-    def augment(self, clip: torch.Tensor) -> torch.Tensor:
+    def augment(self, clip: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """uint8 [C, T, H, W] -> uint8 [C, T, crop, crop] with fresh random parameters."""
-        clip = transforms.random_resized_crop(clip, self.crop_size, self.scale, self.ratio)
+        clip = transforms.random_resized_crop(clip, self.crop_size, self.scale, self.ratio, generator=generator)
         if self.hflip:
-            clip = transforms.random_hflip(clip)
+            clip = transforms.random_hflip(clip, generator=generator)
         if self.randaug is not None:
-            clip = self.randaug(clip)
+            clip = self.randaug(clip, generator=generator)
         return clip
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """`key` is an index, or `(index, seed)`: then every random draw for this item (clip position,
+        crops, RandAugment, replacement of a bad video) comes from that seed, so the item does not
+        depend on which worker makes it or what that worker made before (exact resumption)."""
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
         bad: list[tuple[str, str]] = []
         for _ in range(self.max_retries + 1):
             entry = self.entries[index]
             try:
-                clip = self._decode(entry)
+                clip = self._decode(entry, generator)
                 break
             except DecodeError as e:
                 bad.append((entry.path, e.reason))
-                index = int(torch.randint(len(self.entries), ()))
+                index = int(torch.randint(len(self.entries), (), generator=generator))
         else:
             listed = "; ".join(f"{p}: {r}" for p, r in bad[-3:])
             raise RuntimeError(f"{len(bad)} videos in a row could not be decoded (last: {listed}). Is the data "
                                f"root right? tools/check_videos.py lists every bad entry of a list.")
-        video = torch.stack([self.augment(clip) for _ in range(self.num_repeats)])
+        video = torch.stack([self.augment(clip, generator) for _ in range(self.num_repeats)])
         return {"video": video, "label": self.entries[index].label, "index": index, "bad": bad}
 
 

@@ -365,11 +365,13 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
-def save_model(model: torch.nn.Module, path: str | os.PathLike, **extra: Any) -> None:
+def save_model(model: torch.nn.Module, path: str | os.PathLike, state_dict: dict | None = None,
+               **extra: Any) -> None:
     """Write weights plus the model's configuration, enough for `create_model(pretrained=path)` to
     rebuild it alone. `.safetensors` paths get the config in the file's metadata; anything else is a
-    torch file `{"format", "model", "model_config", "model_name", **extra}` (extra: plain values only)."""
-    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    torch file `{"format", "model", "model_config", "model_name", **extra}` (extra: plain values only).
+    `state_dict` replaces the model's own (e.g. EMA weights, or one gathered from FSDP shards)."""
+    sd = {k: v.detach().cpu().contiguous() for k, v in (state_dict or model.state_dict()).items()}
     name = getattr(model, "name", None)
     if str(path).endswith(".safetensors"):
         from safetensors.torch import save_file

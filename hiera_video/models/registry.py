@@ -98,6 +98,13 @@ def hiera_tiny_16x128(**kw) -> Hiera:
 
 
 @register_model
+def hiera_tiny_8x64(**kw) -> Hiera:
+    """Not in the paper: the `./run.sh` demo model, which trains on the synthetic set on 2 CPU cores
+    (8 frames of 64x64; 1.3 M params, 0.1 GFLOPs)."""
+    return _build(_VIDEO, dict(input_size=(8, 64, 64), embed_dim=32, num_heads=1, stages=(1, 1, 2, 1)), kw)
+
+
+@register_model
 def hiera_test_8x64(**kw) -> Hiera:
     """Not in the paper: the reference-fixture geometry (8 frames of 64x64, 4x2x2 mask units), for tests."""
     return _build(_VIDEO, dict(input_size=(8, 64, 64), embed_dim=16, num_heads=1, stages=(1, 2, 3, 1)), kw)

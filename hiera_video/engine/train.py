@@ -1,0 +1,438 @@
+"""Finetuning a Hiera video classifier with Hugging Face Accelerate.
+
+One loop for one CPU, many GPUs, many nodes, FSDP or DeepSpeed: all of that comes from
+`accelerate config` / `accelerate launch` flags. What the loop guarantees:
+
+* **Exact resumption.** The sampler yields `(index, seed)` pairs that depend only on (run seed, epoch),
+  and every random draw of the data pipeline for a sample uses its own seed, so a clip's augmentation
+  does not depend on which worker made it or on how many batches were skipped. The DataLoader has its
+  own generator, so making an iterator never touches the global RNG, which drop path, random erasing
+  and mixup use and which Accelerate saves. A run killed at any point and resumed from its last
+  checkpoint ends with the same weights as an uninterrupted one (bitwise on CPU).
+* **Atomic checkpoints.** `output_dir/checkpoints/step_N` is written as `.tmp_step_N` and renamed; the
+  `latest` file names the newest complete one. Nothing is parsed out of folder names.
+* **No silent corruption.** A non-finite loss stops the run naming the update (or skips the update,
+  `train.on_nonfinite=skip`) before any weight changes.
+* **Exact validation.** Predictions are gathered with their video ids and de-duplicated, so padding
+  added to even out processes never counts twice and unreadable videos are reported, not replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from ..config import Config, save_config
+from ..data.datasets import BadVideos, BatchAugment, ClipDataset, MultiViewDataset, collate_clips, collate_views
+from ..data.lists import read_list
+from ..data.mix import Mixup, soft_target_cross_entropy
+from ..data.transforms import RandAugment, normalize
+from ..models import create_model, save_model
+from .optim import ModelEma, build_optimizer, build_scheduler
+
+logger = logging.getLogger("hiera_video")
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+@dataclass
+class TrainState:
+    """Progress counters, checkpointed with the model (Accelerate `register_for_checkpointing`)."""
+    epoch: int = 0  # the epoch in progress
+    step_in_epoch: int = 0  # optimizer updates done in it
+    global_step: int = 0  # optimizer updates done in all
+    best_top1: float = -1.0
+    best_epoch: int = -1
+    skipped_updates: int = 0  # non-finite updates skipped (on_nonfinite=skip)
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+
+
+class EpochSampler(Sampler):
+    """Shuffled `(index, seed)` pairs; order and seeds depend only on (seed, epoch)."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.size, generator=g).tolist()
+        seeds = torch.randint(0, 2**62, (self.size,), generator=g).tolist()
+        return iter(zip(order, seeds))
+
+    def __len__(self) -> int:
+        return self.size
+
+
+# ------------------------------------------------------------------------------------------------
+# Building the pieces
+# ------------------------------------------------------------------------------------------------
+def build_model(cfg: Config) -> torch.nn.Module:
+    input_size = (cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size)
+    model = create_model(cfg.model.name, pretrained=cfg.model.pretrained, num_classes=cfg.model.num_classes,
+                         drop_path_rate=cfg.model.drop_path, head_dropout=cfg.model.dropout, input_size=input_size)
+    model.set_grad_checkpointing(cfg.model.grad_checkpointing)
+    return model
+
+
+def train_dataset(cfg: Config) -> ClipDataset:
+    d = cfg.data
+    if not d.train_list:
+        raise ValueError("data.train_list is not set: give a list of `path label` lines (data_lists/README.md)")
+    randaug = RandAugment(d.randaug_magnitude, d.randaug_num_ops, d.randaug_std) if d.randaug_num_ops > 0 else None
+    return ClipDataset(read_list(d.train_list, d.root, num_classes=cfg.model.num_classes), num_frames=d.num_frames,
+                       sampling_rate=d.sampling_rate, target_fps=d.target_fps, sampling_mode=d.sampling_mode,
+                       crop_size=d.crop_size, scale=tuple(d.scale), hflip=d.hflip, randaug=randaug,
+                       num_repeats=d.num_repeats, backend=d.backend)
+
+
+def eval_dataset(cfg: Config, list_path: str, temporal: int, spatial: int) -> MultiViewDataset:
+    d = cfg.data
+    return MultiViewDataset(read_list(list_path, d.root, num_classes=cfg.model.num_classes),
+                            num_frames=d.num_frames, sampling_rate=d.sampling_rate, target_fps=d.target_fps,
+                            sampling_mode=d.sampling_mode, crop_size=d.crop_size, num_temporal_clips=temporal,
+                            num_spatial_crops=spatial, backend=d.backend)
+
+
+def _loader_kwargs(cfg: Config) -> dict:
+    workers = cfg.data.num_workers
+    # Own generator: making an iterator must not draw from the global RNG (exact resumption).
+    return dict(num_workers=workers, pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
+                generator=torch.Generator())
+
+
+# ------------------------------------------------------------------------------------------------
+# Checkpoints
+# ------------------------------------------------------------------------------------------------
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    pointer = Path(output_dir) / "checkpoints" / "latest"
+    if not pointer.is_file():
+        return None
+    folder = pointer.parent / pointer.read_text().strip()
+    return folder if folder.is_dir() else None
+
+
+def save_checkpoint(accelerator, output_dir: Path, state: TrainState, keep: int) -> Path:
+    """Full training state (model, optimizer, scheduler, scaler, RNG, counters, EMA) written atomically."""
+    root = output_dir / "checkpoints"
+    name = f"step_{state.global_step:08d}"
+    tmp = root / f".tmp_{name}"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        final = root / name
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        pointer = root / ".latest.tmp"
+        pointer.write_text(name + "\n")
+        os.replace(pointer, root / "latest")
+        done = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_"))
+        for old in done[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        logger.info("checkpoint %s", root / name)
+    accelerator.wait_for_everyone()
+    return root / name
+
+
+def _append_metrics(path: Path, row: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _trim_metrics(path: Path, completed_epochs: int) -> None:
+    """On resume, drop lines of epochs that will be redone (written after the checkpoint, before a
+    crash). Lines count epochs from 1, so the first `completed_epochs` stay."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line)["epoch"] <= completed_epochs]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(r + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------
+# Validation (one view per video, fast)
+# ------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def predict_views(accelerator, model, loader, num_classes: int, mean, std, progress: str | None = None):
+    """Logits of every view in `loader`, gathered across processes and de-duplicated on
+    (video, temporal, spatial). Returns (views [N, 3], logits [N, classes], labels [N], unreadable
+    {video index: (path, error)}), complete on the main process (and on the others)."""
+    from accelerate.utils import gather_object
+    from tqdm import tqdm
+
+    model.eval()
+    rows: dict[tuple[int, int, int], tuple[torch.Tensor, int]] = {}
+    unreadable: dict[int, tuple[str, str]] = {}
+    bar = tqdm(loader, desc=progress, disable=progress is None or not accelerator.is_main_process,
+               leave=False, dynamic_ncols=True)
+    for batch in bar:
+        video, views, labels = batch["video"], batch["views"], batch["label"]
+        if len(video):
+            with accelerator.autocast():
+                logits = model(normalize(video, mean, std)).float()
+        else:
+            logits = torch.zeros(0, num_classes, device=accelerator.device)
+        # Ragged batches (unreadable videos have no views) differ per process: pad, gather, drop pads.
+        views = accelerator.pad_across_processes(views.to(accelerator.device), dim=0, pad_index=-1)
+        logits = accelerator.pad_across_processes(logits, dim=0)
+        labels = accelerator.pad_across_processes(labels.to(accelerator.device), dim=0, pad_index=-1)
+        views, logits, labels = accelerator.gather((views, logits, labels))
+        for v, lg, lb in zip(views.tolist(), logits.cpu(), labels.tolist()):
+            if v[0] >= 0:
+                rows.setdefault(tuple(v), (lg, lb))
+        for idx, path, error in gather_object(batch["unreadable"]):
+            unreadable[idx] = (path, error)
+    keys = sorted(rows)
+    views = torch.tensor(keys, dtype=torch.long).view(-1, 3)
+    logits = torch.stack([rows[k][0] for k in keys]) if keys else torch.zeros(0, num_classes)
+    labels = torch.tensor([rows[k][1] for k in keys], dtype=torch.long)
+    return views, logits, labels, unreadable
+
+
+def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
+    from torchmetrics.functional.classification import multiclass_accuracy
+    if len(labels) == 0:
+        return {"top1": float("nan"), "top5": float("nan")}
+    out = {"top1": multiclass_accuracy(logits, labels, num_classes, average="micro", top_k=1).item()}
+    out["top5"] = multiclass_accuracy(logits, labels, num_classes, average="micro",
+                                      top_k=min(5, num_classes)).item()
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# The loop
+# ------------------------------------------------------------------------------------------------
+def train(cfg: Config) -> dict:
+    """Finetune as `cfg` says; returns the last epoch's metrics. See the module docstring."""
+    from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate.utils import ProjectConfiguration, set_seed
+    from tqdm import tqdm
+
+    out = Path(cfg.output_dir)
+    has_tb = _tensorboard_available()
+    accelerator = Accelerator(
+        cpu=_multi_process_without_gpu(),
+        gradient_accumulation_steps=cfg.train.grad_accum, mixed_precision=cfg.train.mixed_precision,
+        log_with="tensorboard" if has_tb else None, step_scheduler_with_optimizer=False,
+        project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "tensorboard")),
+        dataloader_config=DataLoaderConfiguration(even_batches=True, use_seedable_sampler=False))
+    set_seed(cfg.train.seed)
+    existing = latest_checkpoint(out)
+    if existing is not None and not cfg.train.resume:
+        raise FileExistsError(f"{out} already holds a run (latest checkpoint {existing}); continue it with "
+                              f"train.resume=true, or choose another output_dir (nothing was overwritten)")
+    resume_from = existing if cfg.train.resume else None
+    if cfg.train.resume and resume_from is None and accelerator.is_main_process:
+        logger.warning("train.resume=true but %s has no checkpoint yet; starting from the beginning", out)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+
+    model = build_model(cfg)
+    train_ds = train_dataset(cfg)
+    val_ds = eval_dataset(cfg, cfg.data.val_list, 1, 1) if cfg.data.val_list else None
+    sampler = EpochSampler(len(train_ds), cfg.train.seed)
+    videos_per_step = cfg.train.batch_size // cfg.data.num_repeats
+    train_loader = DataLoader(train_ds, batch_size=videos_per_step, sampler=sampler, drop_last=True,
+                              collate_fn=collate_clips, **_loader_kwargs(cfg))
+    val_loader = (DataLoader(val_ds, batch_size=cfg.eval.batch_size, shuffle=False, collate_fn=collate_views,
+                             **_loader_kwargs(cfg)) if val_ds else None)
+
+    global_batch = cfg.train.batch_size * accelerator.num_processes * cfg.train.grad_accum
+    lr = cfg.optim.lr * global_batch / cfg.optim.lr_batch_size
+    optimizer = build_optimizer(model, lr, cfg.optim.weight_decay, cfg.optim.layer_decay, cfg.optim.betas)
+    if cfg.model.compile:
+        model = torch.compile(model)
+    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    if val_loader is not None:
+        val_loader = accelerator.prepare(val_loader)
+    steps_per_epoch = len(train_loader) // cfg.train.grad_accum
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(train_ds)} training videos make no full step of {global_batch} clips "
+                         f"(train.batch_size x processes x grad_accum); lower train.batch_size")
+    total_steps = steps_per_epoch * cfg.train.epochs
+    scheduler = build_scheduler(optimizer, round(cfg.optim.warmup_epochs * steps_per_epoch), total_steps,
+                                cfg.optim.min_lr / lr)
+    accelerator.register_for_checkpointing(scheduler)
+    state = TrainState()
+    accelerator.register_for_checkpointing(state)
+    ema = ModelEma(accelerator.unwrap_model(model), cfg.train.ema_decay) if cfg.train.ema else None
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+    if resume_from is not None:
+        accelerator.load_state(str(resume_from))
+        logger.info("resumed from %s: epoch %d, update %d of the epoch, %d in all", resume_from, state.epoch,
+                    state.step_in_epoch, state.global_step)
+    if accelerator.is_main_process:
+        _trim_metrics(out / "metrics.jsonl", state.epoch)
+        logger.info("%s: %d training videos, %d clips per update (%d per process x %d processes x %d "
+                    "accumulated), lr %.3g (%.3g at %d clips), %d updates per epoch", cfg.model.name,
+                    len(train_ds), global_batch, cfg.train.batch_size, accelerator.num_processes,
+                    cfg.train.grad_accum, lr, cfg.optim.lr, cfg.optim.lr_batch_size, steps_per_epoch)
+    accelerator.init_trackers("hiera_video")
+
+    mixup = Mixup(cfg.model.num_classes, cfg.data.mixup, cfg.data.cutmix, label_smoothing=cfg.data.label_smoothing,
+                  enabled=cfg.data.mixup > 0 or cfg.data.cutmix > 0)
+    augment = BatchAugment(cfg.data.mean, cfg.data.std, cfg.data.erase_prob, mixup)
+    bad_videos = BadVideos()
+    metrics: dict = {}
+    while state.epoch < cfg.train.epochs:
+        epoch = state.epoch
+        sampler.set_epoch(epoch)
+        # Mid-epoch resume: skip the batches the checkpointed run had consumed.
+        loader = (accelerator.skip_first_batches(train_loader, state.step_in_epoch * cfg.train.grad_accum)
+                  if state.step_in_epoch else train_loader)
+        model.train()
+        bar = tqdm(total=len(train_loader), initial=state.step_in_epoch * cfg.train.grad_accum,
+                   desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=not accelerator.is_main_process,
+                   dynamic_ncols=True)
+        start, clips = time.perf_counter(), 0
+        loss_sum = torch.zeros((), device=accelerator.device)
+        loss_count = 0
+        nonfinite = torch.zeros((), device=accelerator.device)
+        for batch in loader:
+            bad_videos.update(batch["bad"])
+            with accelerator.accumulate(model):
+                x, target = augment(batch["video"], batch["label"])
+                logits = model(x)
+                loss = soft_target_cross_entropy(logits.float(), target)
+                nonfinite += (~torch.isfinite(loss.detach())).float()
+                accelerator.backward(loss)
+            loss_sum += loss.detach()
+            loss_count += 1
+            clips += len(x)
+            bar.update()
+            if not accelerator.sync_gradients:
+                continue
+            # One check per update, agreed by all processes, before any weight changes.
+            if accelerator.reduce(nonfinite, "sum").item() > 0:
+                where = f"epoch {epoch + 1}, update {state.step_in_epoch + 1} ({state.global_step + 1} in all)"
+                if cfg.train.on_nonfinite == "stop":
+                    raise NonFiniteLossError(
+                        f"non-finite loss at {where}; weights are untouched since the last checkpoint "
+                        f"({latest_checkpoint(out) or 'none yet'}). Lower optim.lr, use bf16, or set "
+                        f"train.on_nonfinite=skip to skip such updates.")
+                logger.warning("non-finite loss at %s: update skipped", where)
+                state.skipped_updates += 1
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                if cfg.optim.grad_clip:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if ema is not None:
+                    ema.update(accelerator.unwrap_model(model))
+            nonfinite.zero_()
+            scheduler.step()
+            state.global_step += 1
+            state.step_in_epoch += 1
+            if state.global_step % cfg.train.log_every == 0:
+                # .item() waits for the device: only on logging steps
+                rate = clips * accelerator.num_processes / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(loss=f"{loss_sum.item() / max(loss_count, 1):.4f}",
+                                lr=f"{scheduler.get_last_lr()[-1]:.2e}", clips_s=f"{rate:.1f}")
+            if state.global_step % cfg.train.checkpoint_every == 0 and state.step_in_epoch < steps_per_epoch:
+                save_checkpoint(accelerator, out, state, cfg.train.keep_checkpoints)
+            if state.step_in_epoch >= steps_per_epoch or (cfg.train.max_steps and
+                                                          state.global_step >= cfg.train.max_steps):
+                break
+        bar.close()
+        elapsed = time.perf_counter() - start
+        train_loss = accelerator.reduce(loss_sum, "sum").item() / max(accelerator.reduce(
+            torch.tensor(float(loss_count), device=accelerator.device), "sum").item(), 1)
+        skipped = int(accelerator.reduce(torch.tensor(float(bad_videos.end_epoch()), device=accelerator.device),
+                                         "sum").item())
+        metrics = {"epoch": epoch + 1, "step": state.global_step, "lr": scheduler.get_last_lr()[-1],
+                   "train_loss": train_loss, "clips_per_s": clips * accelerator.num_processes / max(elapsed, 1e-9),
+                   "skipped_videos": skipped}
+        # The prepared model (not an unwrapped one) so that FSDP gathers its shards.
+        eval_model = ema.module if ema is not None else model
+        if val_loader is not None:
+            _, logits, labels, unreadable = predict_views(accelerator, eval_model, val_loader, cfg.model.num_classes,
+                                                          cfg.data.mean, cfg.data.std, progress="validating")
+            acc = topk_accuracy(logits, labels, cfg.model.num_classes)
+            metrics.update(val_top1=acc["top1"], val_top5=acc["top5"], val_videos=len(labels),
+                           val_unreadable=len(unreadable))
+        state.epoch += 1
+        state.step_in_epoch = 0
+        # Every process takes part: FSDP/DeepSpeed gather the full weights here.
+        weights = ema.state_dict() if ema is not None else accelerator.get_state_dict(model)
+        metrics["weights_in_sync"] = _weights_in_sync(accelerator, model)
+        top1 = metrics.get("val_top1", float("nan"))
+        is_best = not math.isnan(top1) and top1 > state.best_top1  # same on every process: metrics are gathered
+        if is_best:
+            state.best_top1, state.best_epoch = top1, epoch + 1
+        if accelerator.is_main_process:
+            base = accelerator.unwrap_model(model)
+            save_model(base, out / "model_last.pt", weights, epoch=epoch + 1, top1=top1, ema=ema is not None)
+            if is_best:
+                save_model(base, out / "model_best.pt", weights, epoch=epoch + 1, top1=top1, ema=ema is not None)
+            _append_metrics(out / "metrics.jsonl", metrics)
+            logger.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                                              for k, v in metrics.items() if k != "epoch"))
+        accelerator.log({k: v for k, v in metrics.items() if k != "epoch"}, step=state.global_step)
+        save_checkpoint(accelerator, out, state, cfg.train.keep_checkpoints)
+        if cfg.train.max_steps and state.global_step >= cfg.train.max_steps:
+            break
+    accelerator.end_training()
+    if not metrics and (out / "metrics.jsonl").exists():  # resumed a finished run: report its last epoch
+        lines = (out / "metrics.jsonl").read_text().splitlines()
+        metrics = json.loads(lines[-1]) if lines else {}
+    return metrics
+
+
+def _multi_process_without_gpu() -> bool:
+    """`accelerate launch --multi_gpu --num_processes N` on a machine without GPUs: ask Accelerate for
+    CPU data parallelism (gloo). Without this it would start N independent single-process runs that
+    all write into the same output folder."""
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+@torch.no_grad()
+def _weights_in_sync(accelerator, model) -> bool:
+    """Every process holds the same weights (checked once per epoch; a float64 checksum per process)."""
+    if accelerator.num_processes == 1:
+        return True
+    params = list(accelerator.unwrap_model(model).parameters())
+    checksum = torch.stack([p.double().sum() for p in params] + [p.double().square().sum() for p in params]).sum()
+    sums = accelerator.gather(checksum.view(1).to(accelerator.device))
+    same = bool((sums == sums[0]).all())
+    if not same:
+        logger.error("processes hold different weights (checksums %s)", sums.tolist())
+    return same
+
+
+def _tensorboard_available() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+        return True
+    except ImportError:
+        try:
+            import tensorboardX  # noqa: F401
+            return True
+        except ImportError:
+            return False

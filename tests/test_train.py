@@ -1,0 +1,195 @@
+"""The finetuning loop: outputs, exact resumption after SIGKILL, non-finite losses, distributed runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import hiera_video
+from hiera_video.config import load_config
+from hiera_video.data.lists import write_list
+from videos import make_video
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """8 training and 5 validation videos of 2 classes, tiny."""
+    d = tmp_path_factory.mktemp("train_data")
+    rows = {"train": [], "val": []}
+    for split, n in (("train", 8), ("val", 5)):
+        for i in range(n):
+            path = make_video(d / split / f"{i}.mp4", num_frames=24 + 4 * i, fps=30 if i % 2 else 15, height=32,
+                              width=64)
+            rows[split].append((f"{split}/{i}.mp4", i % 2))
+    for split in rows:
+        write_list(d / f"{split}.csv", rows[split])
+    return d
+
+
+def overrides(data: Path, out: Path, **extra) -> list[str]:
+    base = {"model.name": "hiera_test_8x64", "model.num_classes": 2, "model.drop_path": 0.1, "model.dropout": 0.1,
+            "data.train_list": str(data / "train.csv"), "data.val_list": str(data / "val.csv"),
+            "data.num_frames": 8, "data.sampling_rate": 2, "data.crop_size": 64, "data.num_workers": 0,
+            "data.hflip": True, "data.randaug_num_ops": 2, "data.erase_prob": 0.5, "data.num_repeats": 2,
+            "train.batch_size": 4, "train.epochs": 2, "train.checkpoint_every": 1, "train.log_every": 1,
+            "optim.warmup_epochs": 1, "optim.lr_batch_size": 4, "output_dir": str(out)}
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+@pytest.fixture
+def fresh_accelerate():
+    """Accelerate keeps process-wide singletons; give each in-process run a clean slate."""
+    from accelerate.state import AcceleratorState, GradientState
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+def run_tool(args: list[str], env_extra: dict | None = None, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    return subprocess.Popen([sys.executable, str(ROOT / "tools" / "finetune.py"), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def final_weights(out: Path) -> dict:
+    return torch.load(out / "model_last.pt", weights_only=True)["model"]
+
+
+def test_outputs_of_a_short_run(data, tmp_path, fresh_accelerate):
+    from hiera_video.engine.train import train
+    out = tmp_path / "run"
+    metrics = train(load_config(ROOT / "configs" / "synthetic_hiera_tiny.yaml", overrides(data, out)))
+    assert (out / "config.yaml").exists() and load_config(out / "config.yaml").output_dir == str(out)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for key in ("step", "lr", "train_loss", "val_top1", "val_top5", "clips_per_s", "skipped_videos"):
+        assert key in rows[-1], key
+    # 8 videos, 2 per update (4 clips, 2 repeats each): 4 updates per epoch
+    assert rows[-1]["val_videos"] == 5 and rows[-1]["step"] == 8 and metrics["epoch"] == 2
+    # model_last/best rebuild their model alone
+    model = hiera_video.create_model(pretrained=str(out / "model_best.pt"))
+    assert model.num_classes == 2 and model.input_size == (8, 64, 64)
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step_00000008"
+    assert len([p for p in (out / "checkpoints").iterdir() if p.is_dir()]) == 2  # keep_checkpoints
+
+
+@pytest.mark.slow
+def test_sigkill_at_any_moment_then_resume_gives_identical_weights(data, tmp_path):
+    args = ["--cfg", str(ROOT / "configs" / "synthetic_hiera_tiny.yaml")]
+    ref = tmp_path / "ref"
+    proc = run_tool(args + overrides(data, ref, **{"train.epochs": 3}))
+    assert proc.wait(timeout=300) == 0, proc.stdout.read()
+    reference = final_weights(ref)
+
+    for kill_after in (5, 8):  # checkpoints written before the kill (the kill lands wherever it lands)
+        out = tmp_path / f"killed_{kill_after}"
+        # The interrupted run uses 2 data workers, the reference none: augmentation may not depend on it.
+        cmd = args + overrides(data, out, **{"train.epochs": 3, "data.num_workers": 2})
+        proc = run_tool(cmd)
+        latest = out / "checkpoints" / "latest"
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            if latest.exists() and int(latest.read_text().strip().split("_")[1]) >= kill_after:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        resumed = run_tool(cmd + ["train.resume=true"])
+        log = resumed.communicate(timeout=300)[0]
+        assert resumed.returncode == 0, log
+        assert "resumed from" in log
+        weights = final_weights(out)
+        for key in reference:
+            assert torch.equal(weights[key], reference[key]), key
+        epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+        assert epochs == [1, 2, 3]
+
+
+def poison_loss(monkeypatch, at_call: int, value: float):
+    """Make the training loss `value` (NaN, inf) at its `at_call`-th computation."""
+    from hiera_video.engine import train as engine
+    calls = {"n": 0}
+    real = engine.soft_target_cross_entropy
+
+    def poisoned(logits, target):
+        calls["n"] += 1
+        loss = real(logits, target)
+        return loss * value if calls["n"] == at_call else loss
+
+    monkeypatch.setattr(engine, "soft_target_cross_entropy", poisoned)
+    return engine
+
+
+def test_non_finite_loss_stops_before_touching_the_weights(data, tmp_path, fresh_accelerate, monkeypatch):
+    engine = poison_loss(monkeypatch, at_call=3, value=float("nan"))
+    out = tmp_path / "nan"
+    cfg = load_config(ROOT / "configs" / "synthetic_hiera_tiny.yaml", overrides(data, out))
+    with pytest.raises(engine.NonFiniteLossError, match=r"non-finite loss at epoch 1, update 3 \(3 in all\)"):
+        engine.train(cfg)
+    # The last checkpoint holds the weights after update 2, all finite.
+    latest = engine.latest_checkpoint(out)
+    assert latest.name == "step_00000002"
+    from safetensors.torch import load_file
+    assert all(torch.isfinite(t).all() for t in load_file(latest / "model.safetensors").values())
+
+
+def test_non_finite_loss_can_skip_the_update(data, tmp_path, fresh_accelerate, monkeypatch):
+    engine = poison_loss(monkeypatch, at_call=2, value=float("inf"))
+    out = tmp_path / "skip"
+    engine.train(load_config(ROOT / "configs" / "synthetic_hiera_tiny.yaml",
+                             overrides(data, out, **{"train.on_nonfinite": "skip"})))
+    weights = final_weights(out)
+    assert all(torch.isfinite(t).all() for t in weights.values())
+    state = torch.load(out / "checkpoints" / "step_00000008" / "custom_checkpoint_1.pkl", weights_only=True)
+    assert state["skipped_updates"] == 1
+
+
+def test_config_errors_exit_2_naming_the_key(tmp_path):
+    proc = run_tool(["--cfg", str(ROOT / "configs" / "synthetic_hiera_tiny.yaml"), "train.epoch=3"])
+    log = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 2 and "did you mean 'train.epochs'" in log
+
+
+@pytest.mark.slow
+def test_two_processes_stay_in_sync_and_validate_each_video_once(data, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           str(ROOT / "tools" / "finetune.py"), "--cfg", str(ROOT / "configs" / "synthetic_hiera_tiny.yaml"),
+           *overrides(data, out, **{"train.batch_size": 2})]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2
+    for epoch, row in enumerate(rows, 1):
+        assert row["weights_in_sync"] is True
+        assert row["val_videos"] == 5 and row["val_unreadable"] == 0  # 5 videos over 2 processes: none twice
+        assert row["step"] == 4 * epoch  # 8 videos / (1 video x 2 processes) = 4 updates per epoch
+    assert "16 clips" not in proc.stderr and "4 clips per update (2 per process x 2 processes" in proc.stderr
+
+
+def test_a_fresh_run_never_overwrites_an_existing_one(data, tmp_path, fresh_accelerate):
+    from hiera_video.engine.train import train
+    out = tmp_path / "run"
+    cfg = load_config(ROOT / "configs" / "synthetic_hiera_tiny.yaml", overrides(data, out, **{"train.epochs": 1}))
+    train(cfg)
+    before = final_weights(out)
+    with pytest.raises(FileExistsError, match="already holds a run.*train.resume=true"):
+        train(cfg)
+    assert all(torch.equal(before[k], v) for k, v in final_weights(out).items())
+    # Resuming a finished run trains nothing and reports its last epoch.
+    done = train(load_config(ROOT / "configs" / "synthetic_hiera_tiny.yaml",
+                             overrides(data, out, **{"train.epochs": 1, "train.resume": True})))
+    assert done["epoch"] == 1 and "val_top1" in done
