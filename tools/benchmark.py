@@ -20,7 +20,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True, help="a registered name (hiera_video.list_models())")
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     p.add_argument("--dtype", default="fp16", choices=["fp16", "bf16", "fp32"])
-    p.add_argument("--batch-sizes", default="1,8,16,32,64", type=parse_batch_sizes)
+    p.add_argument("--batch-sizes", default="1,8,16,32,64", help="comma-separated")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile our model (default: on for cuda, off for cpu)")
     p.add_argument("--train", action="store_true", help="time forward + backward + AdamW step instead")
@@ -35,7 +35,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     compile_ = args.device == "cuda" if args.compile is None else args.compile
     try:
-        report = run_benchmark(args.model, args.device, args.dtype, args.batch_sizes, compile=compile_,
+        batch_sizes = parse_batch_sizes(args.batch_sizes)
+        report = run_benchmark(args.model, args.device, args.dtype, batch_sizes, compile=compile_,
                                train=args.train, compare_official=args.compare_official, warmup=args.warmup,
                                iters=args.iters, seconds=args.seconds, rounds=args.rounds,
                                peak_tflops=args.peak_tflops)

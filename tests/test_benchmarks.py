@@ -1,0 +1,53 @@
+"""The benchmark tools run on CPU and write what they promise (figures are measured, never asserted)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+from hiera_video.benchmark import run_benchmark
+from hiera_video.data.lists import write_list
+from videos import make_video
+
+TOOLS = Path(__file__).parents[1] / "tools"
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_model_benchmark_on_cpu_inference_and_train():
+    for train in (False, True):
+        report = run_benchmark("hiera_test_8x64", device="cpu", dtype="fp32", batch_sizes=(1, 2), warmup=1,
+                               iters=1, seconds=0.0, train=train, log=lambda _: None)
+        out = report.to_json()
+        assert [r["batch_size"] for r in out["results"]] == [1, 2]
+        assert all(r["clips_per_s"] > 0 for r in out["results"]) and out["best"]["clips_per_s"] > 0
+        assert out["mode"] == ("train" if train else "inference") and out["gflops_per_clip"] > 0
+        assert "clip/s" in report.table()
+
+
+def test_benchmark_tool_writes_json(tmp_path, capsys):
+    code = load_tool("benchmark").main(["--model", "hiera_test_8x64", "--device", "cpu", "--dtype", "fp32",
+                                        "--batch-sizes", "1", "--warmup", "0", "--iters", "1", "--seconds", "0",
+                                        "--json", str(tmp_path / "b.json")])
+    assert code == 0
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert data["model"] == "hiera_test_8x64" and data["torch_version"] and data["device_name"]
+    assert load_tool("benchmark").main(["--model", "hiera_test_8x64", "--device", "cpu", "--batch-sizes", "x"]) == 2
+
+
+def test_data_benchmark_tool(tmp_path, capsys):
+    for i in range(3):
+        make_video(tmp_path / f"{i}.mp4", 40)
+    write_list(tmp_path / "list.csv", [(f"{i}.mp4", i) for i in range(3)])
+    code = load_tool("benchmark_data").main(["--list", str(tmp_path / "list.csv"), "--workers", "0", "--clips", "4",
+                                             "--batch-size", "2", "--crop-size", "32",
+                                             "--json", str(tmp_path / "d.json")])
+    assert code == 0
+    data = json.loads((tmp_path / "d.json").read_text())
+    assert data["num_videos"] == 3 and data["results"]
+    for r in data["results"]:
+        assert r["clips"] >= 4 and r["clips_per_s"] > 0 and r["bad_videos"] == 0
