@@ -26,7 +26,7 @@ def data(tmp_path_factory):
     rows = {"train": [], "val": []}
     for split, n in (("train", 8), ("val", 5)):
         for i in range(n):
-            path = make_video(d / split / f"{i}.mp4", num_frames=24 + 4 * i, fps=30 if i % 2 else 15, height=32,
+            make_video(d / split / f"{i}.mp4", num_frames=24 + 4 * i, fps=30 if i % 2 else 15, height=32,
                               width=64)
             rows[split].append((f"{split}/{i}.mp4", i % 2))
     for split in rows:

@@ -1,8 +1,6 @@
 """Clip transforms: crop geometry, resizing, frame-consistent random transforms, RandAugment ops,
 normalisation and random erasing. Tiny clips only ([3, 4, 32, 40] and smaller)."""
 
-import math
-
 import pytest
 import torch
 

@@ -20,7 +20,7 @@ from typing import Sequence
 
 # PyAV must load its FFmpeg libraries before decord does: decord 0.6 bundles an older libvpx that
 # otherwise shadows PyAV's and breaks its VP9 encoder (decoding is unaffected).
-import av  # noqa: F401
+import av
 import numpy as np
 
 logger = logging.getLogger("hiera_video")
@@ -131,7 +131,6 @@ class PyAVReader(VideoReader):
 
     def __init__(self, path: str, num_threads: int = 1):
         super().__init__(path)
-        import av
         self._av = av
         try:
             self._container = av.open(path)

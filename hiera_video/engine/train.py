@@ -35,8 +35,9 @@ from ..config import Config, save_config
 from ..data.datasets import BadVideos, BatchAugment, ClipDataset, MultiViewDataset, collate_clips, collate_views
 from ..data.lists import read_list
 from ..data.mix import Mixup, soft_target_cross_entropy
-from ..data.transforms import RandAugment, normalize
+from ..data.transforms import RandAugment
 from ..models import create_model, save_model
+from .evaluate import predict_views, topk_accuracy
 from .optim import ModelEma, build_optimizer, build_scheduler
 
 logger = logging.getLogger("hiera_video")
@@ -171,56 +172,6 @@ def _trim_metrics(path: Path, completed_epochs: int) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(r + "\n" for r in rows))
     os.replace(tmp, path)
-
-
-# ------------------------------------------------------------------------------------------------
-# Validation (one view per video, fast)
-# ------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def predict_views(accelerator, model, loader, num_classes: int, mean, std, progress: str | None = None):
-    """Logits of every view in `loader`, gathered across processes and de-duplicated on
-    (video, temporal, spatial). Returns (views [N, 3], logits [N, classes], labels [N], unreadable
-    {video index: (path, error)}), complete on the main process (and on the others)."""
-    from accelerate.utils import gather_object
-    from tqdm import tqdm
-
-    model.eval()
-    rows: dict[tuple[int, int, int], tuple[torch.Tensor, int]] = {}
-    unreadable: dict[int, tuple[str, str]] = {}
-    bar = tqdm(loader, desc=progress, disable=progress is None or not accelerator.is_main_process,
-               leave=False, dynamic_ncols=True)
-    for batch in bar:
-        video, views, labels = batch["video"], batch["views"], batch["label"]
-        if len(video):
-            with accelerator.autocast():
-                logits = model(normalize(video, mean, std)).float()
-        else:
-            logits = torch.zeros(0, num_classes, device=accelerator.device)
-        # Ragged batches (unreadable videos have no views) differ per process: pad, gather, drop pads.
-        views = accelerator.pad_across_processes(views.to(accelerator.device), dim=0, pad_index=-1)
-        logits = accelerator.pad_across_processes(logits, dim=0)
-        labels = accelerator.pad_across_processes(labels.to(accelerator.device), dim=0, pad_index=-1)
-        views, logits, labels = accelerator.gather((views, logits, labels))
-        for v, lg, lb in zip(views.tolist(), logits.cpu(), labels.tolist()):
-            if v[0] >= 0:
-                rows.setdefault(tuple(v), (lg, lb))
-        for idx, path, error in gather_object(batch["unreadable"]):
-            unreadable[idx] = (path, error)
-    keys = sorted(rows)
-    views = torch.tensor(keys, dtype=torch.long).view(-1, 3)
-    logits = torch.stack([rows[k][0] for k in keys]) if keys else torch.zeros(0, num_classes)
-    labels = torch.tensor([rows[k][1] for k in keys], dtype=torch.long)
-    return views, logits, labels, unreadable
-
-
-def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
-    from torchmetrics.functional.classification import multiclass_accuracy
-    if len(labels) == 0:
-        return {"top1": float("nan"), "top5": float("nan")}
-    out = {"top1": multiclass_accuracy(logits, labels, num_classes, average="micro", top_k=1).item()}
-    out["top5"] = multiclass_accuracy(logits, labels, num_classes, average="micro",
-                                      top_k=min(5, num_classes)).item()
-    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -388,9 +339,10 @@ def train(cfg: Config) -> dict:
             state.best_top1, state.best_epoch = top1, epoch + 1
         if accelerator.is_main_process:
             base = accelerator.unwrap_model(model)
-            save_model(base, out / "model_last.pt", weights, epoch=epoch + 1, top1=top1, ema=ema is not None)
+            info = dict(epoch=epoch + 1, top1=top1, ema=ema is not None, **_checkpoint_info(cfg))
+            save_model(base, out / "model_last.pt", weights, **info)
             if is_best:
-                save_model(base, out / "model_best.pt", weights, epoch=epoch + 1, top1=top1, ema=ema is not None)
+                save_model(base, out / "model_best.pt", weights, **info)
             _append_metrics(out / "metrics.jsonl", metrics)
             logger.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                               for k, v in metrics.items() if k != "epoch"))
@@ -403,6 +355,17 @@ def train(cfg: Config) -> dict:
         lines = (out / "metrics.jsonl").read_text().splitlines()
         metrics = json.loads(lines[-1]) if lines else {}
     return metrics
+
+
+def _checkpoint_info(cfg: Config) -> dict:
+    """What evaluation needs besides the weights: how clips were made, and the class names."""
+    d = cfg.data
+    info = {"data": dict(num_frames=d.num_frames, sampling_rate=d.sampling_rate, target_fps=d.target_fps,
+                         sampling_mode=d.sampling_mode, crop_size=d.crop_size, mean=list(d.mean), std=list(d.std))}
+    if d.classes and Path(d.classes).is_file():
+        from ..data.lists import read_classes
+        info["classes"] = read_classes(d.classes)
+    return info
 
 
 def _multi_process_without_gpu() -> bool:

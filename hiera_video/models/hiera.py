@@ -267,7 +267,6 @@ class Hiera(nn.Module):
             patch_padding=list(patch_padding), mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate,
             head_dropout=head_dropout, head_init_scale=head_init_scale, sep_pos_embed=sep_pos_embed,
             layer_norm_eps=layer_norm_eps)
-        D = len(input_size)
         levels = len(stages) - 1
         self.tokens_spatial_shape = [i // s for i, s in zip(input_size, patch_stride)]
         _check_geometry(input_size, patch_kernel, patch_stride, patch_padding, q_stride, mask_unit_size,

@@ -11,8 +11,6 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 from .hiera import Hiera
 
 logger = logging.getLogger("hiera_video")
@@ -160,15 +158,16 @@ def _resolve_pretrained(name: str | None, pretrained: str) -> tuple[str, dict | 
                             f"checkpoint tag of {name!r} (tags: {options})")
 
 
-def create_model(name: str | None = None, pretrained: str | None = None, num_classes: int | None = None,
+def create_model(name: str | None = None, pretrained=None, num_classes: int | None = None,
                  **overrides) -> Hiera:
     """Build a registered Hiera, optionally initialised from a checkpoint.
 
     name: a registered variant (`list_models()`); may be None when `pretrained` is a checkpoint
         that records its own configuration (this project's checkpoints, Hugging Face folders).
     pretrained: a local path (official `.pth`, HF folder with config.json + model.safetensors, this
-        project's checkpoint, a plain state dict or `.safetensors` file) or a tag of the variant
-        (`PRETRAINED[name]`), which is downloaded once to the torch hub cache.
+        project's checkpoint, a plain state dict or `.safetensors` file), a tag of the variant
+        (`PRETRAINED[name]`), which is downloaded once to the torch hub cache, or a `Checkpoint`
+        already read with `read_checkpoint`.
     num_classes: classifier size; by default the checkpoint's, else the variant's. When it differs
         from the checkpoint's, the head is re-initialised (and logged).
     overrides: any `Hiera` constructor argument, e.g. `input_size=(32, 224, 224)`, `drop_path_rate=0.2`;
@@ -176,15 +175,18 @@ def create_model(name: str | None = None, pretrained: str | None = None, num_cla
 
     Works under `with torch.device("meta"):` (without `pretrained`) for shape and size inspection.
     """
-    from .checkpoints import load_pretrained, read_checkpoint
+    from .checkpoints import Checkpoint, load_pretrained, read_checkpoint
 
     if name is not None and name not in _MODELS:
         raise _unknown(name)
     ckpt = None
     meta: dict | None = None
     if pretrained is not None:
-        source, meta = _resolve_pretrained(name, pretrained)
-        ckpt = read_checkpoint(source)
+        if isinstance(pretrained, Checkpoint):  # already read, e.g. to look at its metadata first
+            ckpt = pretrained
+        else:
+            source, meta = _resolve_pretrained(name, pretrained)
+            ckpt = read_checkpoint(source)
         if num_classes is None and "num_classes" not in overrides:
             head = ckpt.state_dict.get("head.projection.weight")
             if head is not None:
