@@ -24,6 +24,9 @@ class ConfigError(ValueError):
     """A bad config file, key or value; the message names the key."""
 
 
+TASKS = ("classify", "mae")
+
+
 @dataclass
 class ModelConfig:
     name: str = "hiera_base_16x224"  # a registered model (hiera_video.list_models())
@@ -33,10 +36,13 @@ class ModelConfig:
     dropout: float = 0.3  # head dropout
     grad_checkpointing: bool = False  # recompute activations in backward: less memory, more time
     compile: bool = False  # torch.compile the model
+    mask_ratio: float | None = None  # task mae: fraction of mask units deleted (default: the model's, video 0.9)
 
     def __post_init__(self):
         _check_range("model.drop_path", self.drop_path, 0, 1)
         _check_range("model.dropout", self.dropout, 0, 1)
+        if self.mask_ratio is not None and not 0 < self.mask_ratio < 1:
+            raise ConfigError(f"model.mask_ratio must be in (0, 1), got {self.mask_ratio}")
         if self.num_classes < 1:
             raise ConfigError(f"model.num_classes must be >= 1, got {self.num_classes}")
 
@@ -138,6 +144,7 @@ class EvalConfig:
 
 @dataclass
 class Config:
+    task: str = "classify"  # classify (finetuning, tools/finetune.py) or mae (pretraining, tools/pretrain.py)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -146,6 +153,8 @@ class Config:
     output_dir: str = "runs/default"
 
     def __post_init__(self):
+        if self.task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.train.batch_size % self.data.num_repeats:
             raise ConfigError(f"train.batch_size ({self.train.batch_size}) must be a multiple of "
                               f"data.num_repeats ({self.data.num_repeats}): each video brings that many clips")
@@ -204,6 +213,12 @@ def _check_type(key: str, value: Any, annotation: Any, source: str) -> Any:
         return [_check_type(f"{key}[{i}]", v, item, source) for i, v in enumerate(value)]
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if annotation is float and isinstance(value, str):
+        # YAML 1.1 (PyYAML) reads 2e-3 as a string (it wants 2.0e-3); nobody means a string there.
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if annotation is int and isinstance(value, bool):
         raise ConfigError(f"{source}: {key} must be int, got {value!r}")
     if not isinstance(value, annotation):

@@ -44,3 +44,37 @@ def confusion_png(matrix: np.ndarray, path: str | os.PathLike, max_side: int = 8
     low, high = np.array([255, 255, 255.0]), np.array([8, 48, 107.0])
     rgb = (low + (high - low) * rows[..., None]).round().astype(np.uint8)  # [C, C, 3]
     write_png(path, np.kron(rgb, np.ones((cell, cell, 1), np.uint8)))
+
+
+def mae_figure(model, clip, mask, mean, std, max_frames: int = 8, scale: int = 1) -> np.ndarray:
+    """The MAE picture: one column per frame (the first frame of each 2-frame token, at most
+    `max_frames`), rows original / masked input (deleted units grey) / reconstruction (visible
+    patches kept, masked ones predicted). `clip` is a normalised [C, T, H, W] video (or [C, H, W]
+    image), `mask` [U] bool (True = kept). Returns uint8 [H, W, 3], 2-pixel white gaps."""
+    import torch
+
+    x = clip.unsqueeze(0).float()
+    rec = model.reconstruct(x, mask.view(1, -1))[0]  # [C, T', H, W] or [C, H, W], normalised
+    orig = x[0, :, ::model.config["patch_stride"][0]] if x.dim() == 5 else x[0]
+    if rec.dim() == 3:  # images: one "frame"
+        rec, orig = rec.unsqueeze(1), orig.unsqueeze(1)
+    # Visible pixels: each kept unit upsampled to the frame grid. [U] -> [T', H, W]
+    units = mask.view(1, 1, *model.mask_spatial_shape).float()
+    size = orig.shape[1:] if x.dim() == 5 else orig.shape[2:]
+    visible = torch.nn.functional.interpolate(units, size=tuple(size))[0, 0].bool()
+    visible = visible if x.dim() == 5 else visible.unsqueeze(0)
+    m = torch.tensor(mean).view(-1, 1, 1, 1)
+    s = torch.tensor(std).view(-1, 1, 1, 1)
+
+    def to_rgb(v: torch.Tensor) -> torch.Tensor:  # normalised [C, T, H, W] -> uint8 [T, H, W, C]
+        return (v * s + m).clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 3, 0)
+
+    masked = torch.where(visible.unsqueeze(0), orig, (0.5 - m) / s)  # grey where deleted
+    rows = [to_rgb(r)[:max_frames] for r in (orig, masked, rec)]
+    T, H, W, _ = rows[0].shape
+    gap = 2
+    out = np.full((3 * H + 2 * gap, T * W + (T - 1) * gap, 3), 255, np.uint8)
+    for i, row in enumerate(rows):
+        for t in range(T):
+            out[i * (H + gap):i * (H + gap) + H, t * (W + gap):t * (W + gap) + W] = row[t].numpy()
+    return np.kron(out, np.ones((scale, scale, 1), np.uint8)) if scale > 1 else out

@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from hiera_video.data.lists import write_list
+from videos import make_video
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -27,3 +30,29 @@ def assert_close_rel(actual: torch.Tensor, expected: torch.Tensor, rtol: float) 
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """8 training and 5 validation videos of 2 classes, tiny (the training-loop tests)."""
+    d = tmp_path_factory.mktemp("train_data")
+    rows = {"train": [], "val": []}
+    for split, n in (("train", 8), ("val", 5)):
+        for i in range(n):
+            make_video(d / split / f"{i}.mp4", num_frames=24 + 4 * i, fps=30 if i % 2 else 15, height=32,
+                              width=64)
+            rows[split].append((f"{split}/{i}.mp4", i % 2))
+    for split in rows:
+        write_list(d / f"{split}.csv", rows[split])
+    return d
+
+
+@pytest.fixture
+def fresh_accelerate():
+    """Accelerate keeps process-wide singletons; give each in-process run a clean slate."""
+    from accelerate.state import AcceleratorState, GradientState
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()

@@ -99,3 +99,11 @@ def test_ssv2_config_follows_the_paper_recipe():
     assert cfg.optim.warmup_epochs == recipe["warmup_epochs"] and cfg.data.hflip is recipe["hflip"]
     assert cfg.data.randaug_magnitude == recipe["randaug"]["n"] and cfg.data.sampling_mode == "segment"
     assert cfg.model.num_classes == 174 and (cfg.eval.num_spatial_crops, cfg.eval.num_temporal_clips) == (3, 2)
+
+
+def test_exponent_floats_without_a_dot_are_numbers():
+    # PyYAML reads `2e-3` as a string; a float key takes it as the number it plainly is.
+    cfg = load_config(None, ["optim.lr=2e-3", "optim.min_lr=1e-7"])
+    assert cfg.optim.lr == 0.002 and cfg.optim.min_lr == 1e-7
+    with pytest.raises(ConfigError, match="optim.lr must be float"):
+        load_config(None, ["optim.lr=fast"])

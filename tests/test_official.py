@@ -47,3 +47,22 @@ def test_full_size_masked_encoder_matches_official(official_b):
         _, maps = official(x, mask=mask, return_intermediates=True)
         for ours_map, official_map in zip(ours.forward_intermediates(x, mask=mask), maps):
             assert_close_rel(ours_map, official_map, rtol=1e-4)
+
+
+def test_full_size_mae_b_matches_official_with_the_same_mask():
+    torch.manual_seed(0)
+    official = hiera.mae_hiera_base_16x224(pretrained=False)
+    with torch.no_grad():
+        for p in official.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    # The official builder keeps its constructor's 16 decoder heads; ours default to the paper's 8.
+    ours = hiera_video.create_model("mae_hiera_base_16x224", decoder_num_heads=16)
+    ours.load_state_dict(official.state_dict())  # strict: identical keys and shapes
+    x = torch.randn(2, 3, 16, 224, 224)
+    mask = ours.get_random_mask(2, 0.9)
+    with torch.no_grad():
+        loss, pred, label, _ = official.train()(x, mask=mask)
+        out = ours.train()(x, mask=mask)
+    assert_close_rel(out.pred, pred, rtol=1e-4)
+    assert torch.equal(out.label, label)
+    torch.testing.assert_close(out.loss, loss, rtol=1e-5, atol=0)

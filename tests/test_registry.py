@@ -37,8 +37,8 @@ def test_create_model_works_on_meta_device():
     assert all(p.device.type == "meta" for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", hiera_video.list_models())
-def test_every_model_has_consistent_shapes(name):
+@pytest.mark.parametrize("name", hiera_video.list_models("hiera_*"))
+def test_every_classifier_has_consistent_shapes(name):
     model = _meta(name, num_classes=9)
     x = torch.empty(2, 3, *model.input_size, device="meta")
     assert model(x).shape == (2, 9)
@@ -91,3 +91,11 @@ def test_pretrained_metadata_for_paper_models():
 def test_unknown_pretrained_tag_lists_the_tags():
     with pytest.raises(FileNotFoundError, match=r"mae_k400_ft_k400, mae_k400"):
         hiera_video.create_model("hiera_base_16x224", pretrained="mae_k700")
+
+
+@pytest.mark.parametrize("name", hiera_video.list_models("mae_*"))
+def test_every_mae_matches_its_classifier_encoder(name):
+    mae, clf = _meta(name), _meta(name[len("mae_"):], num_classes=0)
+    encoder = {k: v.shape for k, v in clf.state_dict().items() if not k.startswith(("norm.", "head."))}
+    assert {k: v.shape for k, v in mae.state_dict().items() if k in encoder} == encoder
+    assert mae.q_pool == 2 and mae.input_size == clf.input_size

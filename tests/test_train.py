@@ -13,25 +13,8 @@ import torch
 
 import hiera_video
 from hiera_video.config import load_config
-from hiera_video.data.lists import write_list
-from videos import make_video
 
 ROOT = Path(__file__).parents[1]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """8 training and 5 validation videos of 2 classes, tiny."""
-    d = tmp_path_factory.mktemp("train_data")
-    rows = {"train": [], "val": []}
-    for split, n in (("train", 8), ("val", 5)):
-        for i in range(n):
-            make_video(d / split / f"{i}.mp4", num_frames=24 + 4 * i, fps=30 if i % 2 else 15, height=32,
-                              width=64)
-            rows[split].append((f"{split}/{i}.mp4", i % 2))
-    for split in rows:
-        write_list(d / f"{split}.csv", rows[split])
-    return d
 
 
 def overrides(data: Path, out: Path, **extra) -> list[str]:
@@ -43,17 +26,6 @@ def overrides(data: Path, out: Path, **extra) -> list[str]:
             "optim.warmup_epochs": 1, "optim.lr_batch_size": 4, "output_dir": str(out)}
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
-
-
-@pytest.fixture
-def fresh_accelerate():
-    """Accelerate keeps process-wide singletons; give each in-process run a clean slate."""
-    from accelerate.state import AcceleratorState, GradientState
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
 
 
 def run_tool(args: list[str], env_extra: dict | None = None, **kw) -> subprocess.Popen:

@@ -23,6 +23,7 @@ from ..data.datasets import MultiViewDataset, collate_views
 from ..data.lists import Entry, read_classes, read_list
 from ..data.transforms import normalize
 from ..models import Checkpoint, create_model, read_checkpoint
+from ..models.checkpoints import is_mae_config
 
 logger = logging.getLogger("hiera_video")
 
@@ -84,6 +85,8 @@ def load_model(ckpt_path: str, cfg: Config | None = None, model_name: str | None
     overrides = {}
     if cfg is not None:
         overrides["input_size"] = (cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size)
+    if name is None and is_mae_config(ckpt.model_config):
+        overrides["num_classes"] = 0  # the MAE's encoder as a feature extractor, not the MAE
     return create_model(name, pretrained=ckpt, **overrides).eval(), ckpt
 
 
@@ -113,11 +116,11 @@ def multi_view_dataset(entries: list[Entry], s: ClipSettings, temporal: int, spa
 # ------------------------------------------------------------------------------------------------
 @torch.no_grad()
 def predict_views(accelerator, model, loader, num_classes: int, mean, std, progress: str | None = None,
-                  features: bool = False):
+                  features: bool = False, forward=None):
     """Outputs for every view in `loader`, gathered across processes and de-duplicated on (video,
     temporal, spatial). Returns (views [N, 3], outputs [N, D], labels [N], unreadable {video index:
-    (path, error)}), complete on every process. Outputs are logits, or with `features` the pooled
-    pre-logits features."""
+    (path, error)}), complete on every process. Outputs are logits, with `features` the pooled
+    pre-logits features, or with `forward(model, x, views)` whatever it returns ([n, D])."""
     from accelerate.utils import gather_object
     from tqdm import tqdm
 
@@ -132,7 +135,9 @@ def predict_views(accelerator, model, loader, num_classes: int, mean, std, progr
         if len(video):
             with accelerator.autocast():
                 x = normalize(video, mean, std)
-                if features:
+                if forward is not None:
+                    out = forward(model, x, views).float()
+                elif features:
                     base = accelerator.unwrap_model(model)
                     out = base.forward_head(base.forward_features(x), pre_logits=True).float()
                 else:

@@ -1,4 +1,5 @@
-"""Finetuning a Hiera video classifier with Hugging Face Accelerate.
+"""Training with Hugging Face Accelerate: finetuning a Hiera classifier (`task: classify`) and MAE
+pretraining (`task: mae`) share this loop; only the loss and the validation metric differ.
 
 One loop for one CPU, many GPUs, many nodes, FSDP or DeepSpeed: all of that comes from
 `accelerate config` / `accelerate launch` flags. What the loop guarantees:
@@ -53,7 +54,8 @@ class TrainState:
     epoch: int = 0  # the epoch in progress
     step_in_epoch: int = 0  # optimizer updates done in it
     global_step: int = 0  # optimizer updates done in all
-    best_top1: float = -1.0
+    best_top1: float = -1.0  # classify: model_best.pt has the highest validation top-1
+    best_val_loss: float = math.inf  # mae: model_best.pt has the lowest validation loss
     best_epoch: int = -1
     skipped_updates: int = 0  # non-finite updates skipped (on_nonfinite=skip)
 
@@ -89,8 +91,18 @@ class EpochSampler(Sampler):
 # ------------------------------------------------------------------------------------------------
 def build_model(cfg: Config) -> torch.nn.Module:
     input_size = (cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size)
-    model = create_model(cfg.model.name, pretrained=cfg.model.pretrained, num_classes=cfg.model.num_classes,
-                         drop_path_rate=cfg.model.drop_path, head_dropout=cfg.model.dropout, input_size=input_size)
+    is_mae = cfg.model.name.startswith("mae_")
+    if is_mae != (cfg.task == "mae"):
+        want = "an mae_* model, e.g. mae_hiera_large_16x224" if cfg.task == "mae" else "a classifier (hiera_*)"
+        raise ValueError(f"model.name {cfg.model.name!r} does not fit task {cfg.task!r}: it needs {want}")
+    if is_mae:
+        extra = {} if cfg.model.mask_ratio is None else {"mask_ratio": cfg.model.mask_ratio}
+        model = create_model(cfg.model.name, pretrained=cfg.model.pretrained, drop_path_rate=cfg.model.drop_path,
+                             input_size=input_size, **extra)
+    else:
+        model = create_model(cfg.model.name, pretrained=cfg.model.pretrained, num_classes=cfg.model.num_classes,
+                             drop_path_rate=cfg.model.drop_path, head_dropout=cfg.model.dropout,
+                             input_size=input_size)
     model.set_grad_checkpointing(cfg.model.grad_checkpointing)
     return model
 
@@ -100,7 +112,9 @@ def train_dataset(cfg: Config) -> ClipDataset:
     if not d.train_list:
         raise ValueError("data.train_list is not set: give a list of `path label` lines (data_lists/README.md)")
     randaug = RandAugment(d.randaug_magnitude, d.randaug_num_ops, d.randaug_std) if d.randaug_num_ops > 0 else None
-    return ClipDataset(read_list(d.train_list, d.root, num_classes=cfg.model.num_classes), num_frames=d.num_frames,
+    entries = (read_list(d.train_list, d.root, labelled=False) if cfg.task == "mae"  # MAE needs no labels
+               else read_list(d.train_list, d.root, num_classes=cfg.model.num_classes))
+    return ClipDataset(entries, num_frames=d.num_frames,
                        sampling_rate=d.sampling_rate, target_fps=d.target_fps, sampling_mode=d.sampling_mode,
                        crop_size=d.crop_size, scale=tuple(d.scale), hflip=d.hflip, randaug=randaug,
                        num_repeats=d.num_repeats, backend=d.backend)
@@ -108,7 +122,9 @@ def train_dataset(cfg: Config) -> ClipDataset:
 
 def eval_dataset(cfg: Config, list_path: str, temporal: int, spatial: int) -> MultiViewDataset:
     d = cfg.data
-    return MultiViewDataset(read_list(list_path, d.root, num_classes=cfg.model.num_classes),
+    entries = (read_list(list_path, d.root, labelled=False) if cfg.task == "mae"
+               else read_list(list_path, d.root, num_classes=cfg.model.num_classes))
+    return MultiViewDataset(entries,
                             num_frames=d.num_frames, sampling_rate=d.sampling_rate, target_fps=d.target_fps,
                             sampling_mode=d.sampling_mode, crop_size=d.crop_size, num_temporal_clips=temporal,
                             num_spatial_crops=spatial, backend=d.backend)
@@ -246,9 +262,13 @@ def train(cfg: Config) -> dict:
                     cfg.train.grad_accum, lr, cfg.optim.lr, cfg.optim.lr_batch_size, steps_per_epoch)
     accelerator.init_trackers("hiera_video")
 
-    mixup = Mixup(cfg.model.num_classes, cfg.data.mixup, cfg.data.cutmix, label_smoothing=cfg.data.label_smoothing,
-                  enabled=cfg.data.mixup > 0 or cfg.data.cutmix > 0)
-    augment = BatchAugment(cfg.data.mean, cfg.data.std, cfg.data.erase_prob, mixup)
+    is_mae = cfg.task == "mae"
+    if is_mae:  # pixels are the target: no erasing, no mixing
+        augment = BatchAugment(cfg.data.mean, cfg.data.std)
+    else:
+        mixup = Mixup(cfg.model.num_classes, cfg.data.mixup, cfg.data.cutmix,
+                      label_smoothing=cfg.data.label_smoothing, enabled=cfg.data.mixup > 0 or cfg.data.cutmix > 0)
+        augment = BatchAugment(cfg.data.mean, cfg.data.std, cfg.data.erase_prob, mixup)
     bad_videos = BadVideos()
     metrics: dict = {}
     while state.epoch < cfg.train.epochs:
@@ -269,8 +289,10 @@ def train(cfg: Config) -> dict:
             bad_videos.update(batch["bad"])
             with accelerator.accumulate(model):
                 x, target = augment(batch["video"], batch["label"])
-                logits = model(x)
-                loss = soft_target_cross_entropy(logits.float(), target)
+                if is_mae:
+                    loss = model(x).loss  # masks from the global RNG, which checkpoints restore
+                else:
+                    loss = soft_target_cross_entropy(model(x).float(), target)
                 nonfinite += (~torch.isfinite(loss.detach())).float()
                 accelerator.backward(loss)
             loss_sum += loss.detach()
@@ -322,7 +344,12 @@ def train(cfg: Config) -> dict:
                    "skipped_videos": skipped}
         # The prepared model (not an unwrapped one) so that FSDP gathers its shards.
         eval_model = ema.module if ema is not None else model
-        if val_loader is not None:
+        if val_loader is not None and is_mae:
+            _, losses, _, unreadable = predict_views(accelerator, eval_model, val_loader, 1, cfg.data.mean,
+                                                     cfg.data.std, progress="validating", forward=mae_clip_losses)
+            metrics.update(val_loss=round(losses.mean().item(), 6) if len(losses) else float("nan"),
+                           val_videos=len(losses), val_unreadable=len(unreadable))
+        elif val_loader is not None:
             _, logits, labels, unreadable = predict_views(accelerator, eval_model, val_loader, cfg.model.num_classes,
                                                           cfg.data.mean, cfg.data.std, progress="validating")
             acc = topk_accuracy(logits, labels, cfg.model.num_classes)
@@ -333,13 +360,20 @@ def train(cfg: Config) -> dict:
         # Every process takes part: FSDP/DeepSpeed gather the full weights here.
         weights = ema.state_dict() if ema is not None else accelerator.get_state_dict(model)
         metrics["weights_in_sync"] = _weights_in_sync(accelerator, model)
-        top1 = metrics.get("val_top1", float("nan"))
-        is_best = not math.isnan(top1) and top1 > state.best_top1  # same on every process: metrics are gathered
-        if is_best:
-            state.best_top1, state.best_epoch = top1, epoch + 1
+        # The same decision on every process: metrics are gathered.
+        top1, val_loss = metrics.get("val_top1", math.nan), metrics.get("val_loss", math.nan)
+        if is_mae:
+            is_best = not math.isnan(val_loss) and val_loss < state.best_val_loss
+            if is_best:
+                state.best_val_loss, state.best_epoch = val_loss, epoch + 1
+        else:
+            is_best = not math.isnan(top1) and top1 > state.best_top1
+            if is_best:
+                state.best_top1, state.best_epoch = top1, epoch + 1
         if accelerator.is_main_process:
             base = accelerator.unwrap_model(model)
-            info = dict(epoch=epoch + 1, top1=top1, ema=ema is not None, **_checkpoint_info(cfg))
+            info = dict(epoch=epoch + 1, ema=ema is not None, **_checkpoint_info(cfg),
+                        **({"val_loss": val_loss} if is_mae else {"top1": top1}))
             save_model(base, out / "model_last.pt", weights, **info)
             if is_best:
                 save_model(base, out / "model_best.pt", weights, **info)
@@ -355,6 +389,18 @@ def train(cfg: Config) -> dict:
         lines = (out / "metrics.jsonl").read_text().splitlines()
         metrics = json.loads(lines[-1]) if lines else {}
     return metrics
+
+
+@torch.no_grad()
+def mae_clip_losses(model, x: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+    """Validation for MAE: each clip's loss [N, 1] under a mask seeded by its video index, so the
+    figure is the same every epoch, for any batch size and number of processes."""
+    base = getattr(model, "module", model)  # DDP-wrapped or not; the forward itself goes through `model`
+    masks = torch.cat([base.get_random_mask(1, base.mask_ratio, generator=torch.Generator().manual_seed(int(v)))
+                       for v in views[:, 0].tolist()]).to(x.device)
+    out = model(x, mask=masks)
+    # Every clip has the same number of masked patches: [masked patches of the batch, P] -> [N, ...]
+    return (out.pred.float() - out.label.float()).pow(2).view(len(x), -1).mean(1, keepdim=True)
 
 
 def _checkpoint_info(cfg: Config) -> dict:

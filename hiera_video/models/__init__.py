@@ -4,8 +4,9 @@ from .checkpoints import (Checkpoint, CheckpointError, adapt_state_dict, atomic_
                           read_checkpoint, save_model)
 from .flops import count_flops, count_params
 from .hiera import Hiera, TokenLayout
+from .mae import MAEOutput, MaskedAutoencoderHiera
 from .registry import PRETRAINED, create_model, list_models, register_model
 
-__all__ = ["Checkpoint", "CheckpointError", "Hiera", "PRETRAINED", "TokenLayout", "adapt_state_dict",
+__all__ = ["Checkpoint", "CheckpointError", "Hiera", "MAEOutput", "MaskedAutoencoderHiera", "PRETRAINED", "TokenLayout", "adapt_state_dict",
            "atomic_save", "count_flops", "count_params", "create_model", "list_models", "load_pretrained",
            "read_checkpoint", "register_model", "save_model"]

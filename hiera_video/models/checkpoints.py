@@ -116,24 +116,41 @@ def _download(url: str) -> Any:
                               f"and pass the local path as `pretrained`") from None
 
 
+MAE_ARGS = ("decoder_embed_dim", "decoder_depth", "decoder_num_heads", "mask_ratio", "norm_pix_loss")
+
+
+def is_mae_config(config: dict[str, Any] | None) -> bool:
+    return bool(config) and any(k in config for k in MAE_ARGS)
+
+
+def encoder_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments of an MAE -> those of a classifier with the same encoder: no decoder,
+    Q-pooling at every stage transition, no classifier until one is asked for."""
+    kwargs = {k: v for k, v in config.items() if k not in MAE_ARGS}
+    kwargs["q_pool"] = len(kwargs["stages"]) - 1
+    kwargs["num_classes"] = 0
+    return kwargs
+
+
 def official_config_to_kwargs(config: dict[str, Any], source: str) -> dict[str, Any]:
-    """An official `config.json` (classifier or MAE) -> our `Hiera` constructor arguments."""
+    """An official `config.json` -> our constructor arguments (`Hiera`, or `MaskedAutoencoderHiera`
+    for an MAE: its decoder arguments kept)."""
     from .hiera import Hiera
+    from .mae import MaskedAutoencoderHiera
     import inspect
 
     config = dict(config)
     norm = config.pop("norm_layer", "LayerNorm")
     if norm != "LayerNorm":
         raise CheckpointError(f"{source}: norm_layer={norm!r} is not supported (only LayerNorm)")
-    is_mae = any(k.startswith("decoder_") for k in config)
-    for k in [k for k in config if k.startswith("decoder_")]:
-        config.pop(k)
     kwargs = {**OFFICIAL_DEFAULTS, **config}
-    if is_mae:
-        # The encoder of an MAE becomes a classifier: Q-pool at every transition, no head until one is asked for.
-        kwargs["q_pool"] = len(kwargs["stages"]) - 1
-        kwargs["num_classes"] = config.get("num_classes", 0)
     valid = set(inspect.signature(Hiera).parameters)
+    if is_mae_config(config):
+        kwargs["num_classes"] = 0  # the official MAE deletes its head
+        # The official constructor's default decoder (the paper's video decoder has 8 heads; the
+        # count does not change the weights).
+        kwargs = {"decoder_embed_dim": 512, "decoder_depth": 8, "decoder_num_heads": 16, **kwargs}
+        valid |= set(inspect.signature(MaskedAutoencoderHiera).parameters) - {"kwargs"}
     unknown = sorted(set(kwargs) - valid)
     if unknown:
         raise CheckpointError(f"{source}: config keys {unknown} are not Hiera arguments (valid: {sorted(valid)})")

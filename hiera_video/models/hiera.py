@@ -114,7 +114,9 @@ class MaskUnitAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, _ = x.shape
-        U = N // (self.q_stride * self.window_size)  # mask units present (all, or the kept ones)
+        # Mask units present (all, or the kept ones); global attention without pooling (e.g. an MAE
+        # decoder, window_size 0) does not need it.
+        U = N // (self.q_stride * self.window_size) if self.window_size else 1
         if self.use_mask_unit_attn:
             # Windows fold into the batch, so SDPA gets 4-D tensors and can use fused kernels.
             # [B, U*K, 3*C] -> [3, B*U, heads, K, head_dim]
@@ -358,11 +360,13 @@ class Hiera(nn.Module):
     def no_weight_decay(self) -> set[str]:
         return {"pos_embed_spatial", "pos_embed_temporal"} if self.sep_pos_embed else {"pos_embed"}
 
-    def get_random_mask(self, batch_size: int, mask_ratio: float, device=None) -> torch.Tensor:
-        """Random per-sample mask over mask units: `[B, num_mask_units]` bool, True = keep."""
+    def get_random_mask(self, batch_size: int, mask_ratio: float, device=None,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+        """Random per-sample mask over mask units: `[B, num_mask_units]` bool, True = keep; the same
+        number kept in every row (int(U * (1 - mask_ratio)), as the official code)."""
         U = self.num_mask_units
         keep = int(U * (1 - mask_ratio))
-        order = torch.rand(batch_size, U, device=device).argsort(dim=1)
+        order = torch.rand(batch_size, U, generator=generator).to(device).argsort(dim=1)
         mask = torch.zeros(batch_size, U, dtype=torch.bool, device=device)
         mask.scatter_(1, order[:, :keep], True)
         return mask

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .hiera import Hiera
+from .mae import MaskedAutoencoderHiera
 
 logger = logging.getLogger("hiera_video")
 
@@ -39,9 +40,14 @@ def _image_tags(size: str) -> dict[str, dict[str, Any]]:
     }
 
 
+_VIDEO_SIZES = ("base", "base_plus", "large", "huge")
+_IMAGE_SIZES = ("tiny", "small", "base", "base_plus", "large", "huge")
 PRETRAINED: dict[str, dict[str, dict[str, Any]]] = {
-    **{f"hiera_{s}_16x224": _video_tags(s) for s in ("base", "base_plus", "large", "huge")},
-    **{f"hiera_{s}_224": _image_tags(s) for s in ("tiny", "small", "base", "base_plus", "large", "huge")},
+    **{f"hiera_{s}_16x224": _video_tags(s) for s in _VIDEO_SIZES},
+    **{f"hiera_{s}_224": _image_tags(s) for s in _IMAGE_SIZES},
+    # The MAE models themselves (encoder + decoder), e.g. to continue pretraining.
+    **{f"mae_hiera_{s}_16x224": {"mae_k400": _video_tags(s)["mae_k400"]} for s in _VIDEO_SIZES},
+    **{f"mae_hiera_{s}_224": {"mae_in1k": _image_tags(s)["mae_in1k"]} for s in _IMAGE_SIZES},
 }
 DEFAULT_TAG = {"video": "mae_k400_ft_k400", "image": "mae_in1k_ft_in1k"}
 
@@ -65,77 +71,65 @@ _IMAGE = dict(input_size=(224, 224), q_stride=(2, 2), mask_unit_size=(8, 8), pat
               patch_stride=(4, 4), patch_padding=(3, 3), sep_pos_embed=False, num_classes=1000)
 
 
-def _build(defaults: dict, arch: dict, overrides: dict) -> Hiera:
-    return Hiera(**{**defaults, **arch, **overrides})
+# name -> full constructor arguments of each classifier variant (MAE variants derive from them).
+_ARCHS: dict[str, dict[str, Any]] = {}
 
 
-@register_model
-def hiera_base_16x224(**kw) -> Hiera:
-    return _build(_VIDEO, dict(embed_dim=96, num_heads=1, stages=(2, 3, 16, 3)), kw)
+def _variant(name: str, defaults: dict, doc: str | None = None, **arch) -> None:
+    _ARCHS[name] = {**defaults, **arch}
+
+    def build(**kw) -> Hiera:
+        return Hiera(**{**_ARCHS[name], **kw})
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = doc or f"Hiera {name} (paper architecture; official checkpoints load)."
+    register_model(build)
 
 
-@register_model
-def hiera_base_plus_16x224(**kw) -> Hiera:
-    return _build(_VIDEO, dict(embed_dim=112, num_heads=2, stages=(2, 3, 16, 3)), kw)
+for _size, _arch in [("base", dict(embed_dim=96, num_heads=1, stages=(2, 3, 16, 3))),
+                     ("base_plus", dict(embed_dim=112, num_heads=2, stages=(2, 3, 16, 3))),
+                     ("large", dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4))),
+                     ("huge", dict(embed_dim=256, num_heads=4, stages=(2, 6, 36, 4)))]:
+    _variant(f"hiera_{_size}_16x224", _VIDEO, **_arch)
+_variant("hiera_tiny_16x128", _VIDEO, "Not in the paper: a small video Hiera for CPU demos (16 frames of "
+         "128x128; 1.3 M params, 0.9 GFLOPs).", input_size=(16, 128, 128), embed_dim=32, num_heads=1,
+         stages=(1, 1, 2, 1))
+_variant("hiera_tiny_8x64", _VIDEO, "Not in the paper: the `./run.sh` demo model, which trains on the "
+         "synthetic set on 2 CPU cores (8 frames of 64x64; 1.3 M params, 0.1 GFLOPs).", input_size=(8, 64, 64),
+         embed_dim=32, num_heads=1, stages=(1, 1, 2, 1))
+_variant("hiera_test_8x64", _VIDEO, "Not in the paper: the reference-fixture geometry (8 frames of 64x64, "
+         "4x2x2 mask units), for tests.", input_size=(8, 64, 64), embed_dim=16, num_heads=1, stages=(1, 2, 3, 1))
+for _size, _arch in [("tiny", dict(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2))),
+                     ("small", dict(embed_dim=96, num_heads=1, stages=(1, 2, 11, 2))),
+                     ("base", dict(embed_dim=96, num_heads=1, stages=(2, 3, 16, 3))),
+                     ("base_plus", dict(embed_dim=112, num_heads=2, stages=(2, 3, 16, 3))),
+                     ("large", dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4))),
+                     ("huge", dict(embed_dim=256, num_heads=4, stages=(2, 6, 36, 4)))]:
+    _variant(f"hiera_{_size}_224", _IMAGE, **_arch)
 
 
-@register_model
-def hiera_large_16x224(**kw) -> Hiera:
-    return _build(_VIDEO, dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4)), kw)
+# MAE pretraining models: the encoder of the classifier of the same name, Q-pooling at the first two
+# transitions only, with the paper's decoder (8 blocks of width 512; 8 heads for video, the official
+# 16 for images) and mask ratio (video 0.9, images 0.6).
+_MAE_VIDEO = dict(q_pool=2, decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=8, mask_ratio=0.9)
+_MAE_IMAGE = dict(q_pool=2, decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, mask_ratio=0.6)
 
 
-@register_model
-def hiera_huge_16x224(**kw) -> Hiera:
-    return _build(_VIDEO, dict(embed_dim=256, num_heads=4, stages=(2, 6, 36, 4)), kw)
+def _mae_variant(classifier: str, mae_defaults: dict, **decoder) -> None:
+    def build(**kw) -> MaskedAutoencoderHiera:
+        arch = {k: v for k, v in _ARCHS[classifier].items() if k != "num_classes"}
+        return MaskedAutoencoderHiera(**{**arch, **mae_defaults, **decoder, **kw})
+    build.__name__ = build.__qualname__ = f"mae_{classifier}"
+    build.__doc__ = f"MAE pretraining model whose encoder is `{classifier}`'s."
+    register_model(build)
 
 
-@register_model
-def hiera_tiny_16x128(**kw) -> Hiera:
-    """Not in the paper: a small video Hiera for CPU demos (16 frames of 128x128; 1.3 M params, 0.9 GFLOPs)."""
-    return _build(_VIDEO, dict(input_size=(16, 128, 128), embed_dim=32, num_heads=1, stages=(1, 1, 2, 1)), kw)
-
-
-@register_model
-def hiera_tiny_8x64(**kw) -> Hiera:
-    """Not in the paper: the `./run.sh` demo model, which trains on the synthetic set on 2 CPU cores
-    (8 frames of 64x64; 1.3 M params, 0.1 GFLOPs)."""
-    return _build(_VIDEO, dict(input_size=(8, 64, 64), embed_dim=32, num_heads=1, stages=(1, 1, 2, 1)), kw)
-
-
-@register_model
-def hiera_test_8x64(**kw) -> Hiera:
-    """Not in the paper: the reference-fixture geometry (8 frames of 64x64, 4x2x2 mask units), for tests."""
-    return _build(_VIDEO, dict(input_size=(8, 64, 64), embed_dim=16, num_heads=1, stages=(1, 2, 3, 1)), kw)
-
-
-@register_model
-def hiera_tiny_224(**kw) -> Hiera:
-    return _build(_IMAGE, dict(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2)), kw)
-
-
-@register_model
-def hiera_small_224(**kw) -> Hiera:
-    return _build(_IMAGE, dict(embed_dim=96, num_heads=1, stages=(1, 2, 11, 2)), kw)
-
-
-@register_model
-def hiera_base_224(**kw) -> Hiera:
-    return _build(_IMAGE, dict(embed_dim=96, num_heads=1, stages=(2, 3, 16, 3)), kw)
-
-
-@register_model
-def hiera_base_plus_224(**kw) -> Hiera:
-    return _build(_IMAGE, dict(embed_dim=112, num_heads=2, stages=(2, 3, 16, 3)), kw)
-
-
-@register_model
-def hiera_large_224(**kw) -> Hiera:
-    return _build(_IMAGE, dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4)), kw)
-
-
-@register_model
-def hiera_huge_224(**kw) -> Hiera:
-    return _build(_IMAGE, dict(embed_dim=256, num_heads=4, stages=(2, 6, 36, 4)), kw)
+for _size in _VIDEO_SIZES:
+    _mae_variant(f"hiera_{_size}_16x224", _MAE_VIDEO)
+for _size in _IMAGE_SIZES:
+    _mae_variant(f"hiera_{_size}_224", _MAE_IMAGE)
+# CPU demo and tests: small decoders for the tiny encoders (the test one is the fixtures' decoder).
+_mae_variant("hiera_tiny_8x64", _MAE_VIDEO, decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4)
+_mae_variant("hiera_test_8x64", _MAE_VIDEO, decoder_embed_dim=32, decoder_depth=2, decoder_num_heads=2)
 
 
 def _unknown(name: str) -> ValueError:
@@ -160,7 +154,9 @@ def _resolve_pretrained(name: str | None, pretrained: str) -> tuple[str, dict | 
 
 def create_model(name: str | None = None, pretrained=None, num_classes: int | None = None,
                  **overrides) -> Hiera:
-    """Build a registered Hiera, optionally initialised from a checkpoint.
+    """Build a registered Hiera (classifier, or MAE for `mae_*` names), optionally initialised from a
+    checkpoint. A classifier built from an MAE checkpoint gets every encoder weight; its final norm
+    and head start fresh (logged).
 
     name: a registered variant (`list_models()`); may be None when `pretrained` is a checkpoint
         that records its own configuration (this project's checkpoints, Hugging Face folders).
@@ -169,13 +165,14 @@ def create_model(name: str | None = None, pretrained=None, num_classes: int | No
         (`PRETRAINED[name]`), which is downloaded once to the torch hub cache, or a `Checkpoint`
         already read with `read_checkpoint`.
     num_classes: classifier size; by default the checkpoint's, else the variant's. When it differs
-        from the checkpoint's, the head is re-initialised (and logged).
+        from the checkpoint's, the head is re-initialised (and logged). With `name=None` and an MAE
+        checkpoint, giving it builds a classifier on the MAE's encoder instead of the MAE.
     overrides: any `Hiera` constructor argument, e.g. `input_size=(32, 224, 224)`, `drop_path_rate=0.2`;
         position embeddings are interpolated when frames or resolution differ from the checkpoint.
 
     Works under `with torch.device("meta"):` (without `pretrained`) for shape and size inspection.
     """
-    from .checkpoints import Checkpoint, load_pretrained, read_checkpoint
+    from .checkpoints import Checkpoint, encoder_config, is_mae_config, load_pretrained, read_checkpoint
 
     if name is not None and name not in _MODELS:
         raise _unknown(name)
@@ -198,7 +195,11 @@ def create_model(name: str | None = None, pretrained=None, num_classes: int | No
             raise ValueError("create_model needs a model name unless `pretrained` is a checkpoint that "
                              "records its configuration (this project's, or a folder with config.json); "
                              f"choose one of {list_models('hiera_*16x224')}")
-        model = Hiera(**{**ckpt.model_config, **overrides})
+        if is_mae_config(ckpt.model_config) and "num_classes" not in overrides:
+            model = MaskedAutoencoderHiera(**{**ckpt.model_config, **overrides})
+        else:  # a classifier, or the encoder of an MAE checkpoint as one (num_classes given)
+            config = encoder_config(ckpt.model_config) if is_mae_config(ckpt.model_config) else ckpt.model_config
+            model = Hiera(**{**config, **overrides})
         model.name = ckpt.model_name or "hiera"
     else:
         model = _MODELS[name](**overrides)

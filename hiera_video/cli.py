@@ -1,0 +1,44 @@
+"""What the command-line tools share: logging set-up and the training entry point behind
+`tools/finetune.py` (task classify) and `tools/pretrain.py` (task mae)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per file saved is noise
+
+
+def train_main(argv: list[str] | None, task: str, description: str) -> int:
+    """Parse `--cfg FILE key=value ...`, check the config is for `task`, train. Returns the exit code."""
+    from .config import ConfigError, load_config
+
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cfg", type=Path, required=True, help="YAML config (configs/*.yaml)")
+    p.add_argument("overrides", nargs="*", help="key=value, e.g. train.epochs=3 data.train_list=/d/train.csv")
+    args = p.parse_args(argv)
+    setup_logging()
+    try:
+        cfg = load_config(args.cfg, args.overrides)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if cfg.task != task:
+        tool = {"classify": "tools/finetune.py", "mae": "tools/pretrain.py"}.get(cfg.task, "another tool")
+        print(f"error: {args.cfg} is a task {cfg.task!r} config; this tool runs task {task!r} (use {tool})",
+              file=sys.stderr)
+        return 2
+    from .engine.train import train
+    try:
+        metrics = train(cfg)
+    except (FileExistsError, FileNotFoundError, ValueError) as e:  # bad paths or data: the message says which
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
+    return 0
