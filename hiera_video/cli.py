@@ -16,7 +16,8 @@ def setup_logging() -> None:
 
 
 def train_main(argv: list[str] | None, task: str, description: str) -> int:
-    """Parse `--cfg FILE key=value ...`, check the config is for `task`, train. Returns the exit code."""
+    """Parse `--cfg FILE key=value ...`, check the config's task is one this tool runs (finetune.py:
+    classify and ava; pretrain.py: mae), train. Returns the exit code."""
     from .config import ConfigError, load_config
 
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -29,8 +30,9 @@ def train_main(argv: list[str] | None, task: str, description: str) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if cfg.task != task:
-        tool = {"classify": "tools/finetune.py", "mae": "tools/pretrain.py"}.get(cfg.task, "another tool")
+    tools = {"classify": "tools/finetune.py", "ava": "tools/finetune.py", "mae": "tools/pretrain.py"}
+    if tools[cfg.task] != tools[task]:
+        tool = tools[cfg.task]
         print(f"error: {args.cfg} is a task {cfg.task!r} config; this tool runs task {task!r} (use {tool})",
               file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ class ConfigError(ValueError):
     """A bad config file, key or value; the message names the key."""
 
 
-TASKS = ("classify", "mae")
+TASKS = ("classify", "mae", "ava")
 
 
 @dataclass
@@ -86,6 +86,8 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
+    optimizer: str = "adamw"  # adamw, or sgd (the AVA recipe)
+    momentum: float = 0.9  # sgd only (Nesterov)
     lr: float = 8e-4  # peak learning rate at a global batch of `lr_batch_size` clips
     lr_batch_size: int = 256  # the lr scales linearly with the actual global batch
     min_lr: float = 1e-6  # end of the cosine
@@ -97,6 +99,8 @@ class OptimConfig:
 
     def __post_init__(self):
         _check_range("optim.layer_decay", self.layer_decay, 0, 1, low_open=True)
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ConfigError(f"optim.optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
         if self.lr <= 0:
             raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
 
@@ -143,13 +147,40 @@ class EvalConfig:
 
 
 @dataclass
+class AvaConfig:
+    """AVA v2.2 detection (`task: ava`): the official files; see hiera_video/data/ava.py."""
+    frames_root: str | None = None  # frames/{video_id}/{video_id}_{:06d}.jpg at 30 fps, 000001 = 900 s
+    video_root: str | None = None  # or {video_id}.mp4 of the 15-30 min cut (time 0 = 900 s)
+    train_annotations: str | None = None  # ava_train_v2.2.csv
+    val_annotations: str | None = None  # ava_val_v2.2.csv
+    labelmap: str | None = None  # ava_action_list_v2.2_for_activitynet_2019.pbtxt: the evaluated classes
+    train_exclusions: str | None = None  # ava_train_excluded_timestamps_v2.2.csv
+    val_exclusions: str | None = None  # ava_val_excluded_timestamps_v2.2.csv
+    train_proposals: str | None = None  # optional person detections added to the training boxes
+    val_proposals: str | None = None  # person detections scored at test time (AVA columns + score)
+    train_proposal_score: float = 0.9  # training proposals kept from this score
+    val_proposal_score: float = 0.8  # test proposals kept from this score
+    jitter: list[float] = field(default_factory=lambda: [1.0, 1.25])  # train short side = crop x U(jitter)
+    loss: str = "bce"  # bce (sigmoid multi-label) or ce (softmax cross entropy, as the paper mentions)
+    fps: int = 30  # frame rate of the extracted frames
+    capacity: int = 50  # detections kept per keyframe by the evaluator (the official cap; 0: all)
+
+    def __post_init__(self):
+        if self.loss not in ("bce", "ce"):
+            raise ConfigError(f"ava.loss must be 'bce' or 'ce', got {self.loss!r}")
+        if len(self.jitter) != 2 or not 0 < self.jitter[0] <= self.jitter[1]:
+            raise ConfigError(f"ava.jitter must be [low, high] with 0 < low <= high, got {self.jitter}")
+
+
+@dataclass
 class Config:
-    task: str = "classify"  # classify (finetuning, tools/finetune.py) or mae (pretraining, tools/pretrain.py)
+    task: str = "classify"  # classify or ava (tools/finetune.py), mae (tools/pretrain.py)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    ava: AvaConfig = field(default_factory=AvaConfig)
     output_dir: str = "runs/default"
 
     def __post_init__(self):

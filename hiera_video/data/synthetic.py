@@ -389,6 +389,25 @@ def _available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def run_jobs(fn, jobs: list, workers: int | None, desc: str, progress: bool = True, chunksize: int = 1) -> int:
+    """`fn(job)` for every job, in `workers` processes (default: the CPUs available; 1: in this
+    process), with a progress bar. Shared by the synthetic generators. Returns the processes used."""
+    from tqdm import tqdm
+
+    workers = _available_cpus() if workers is None else max(int(workers), 1)
+    workers = min(workers, len(jobs)) or 1
+    with tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress) as bar:
+        if workers == 1:
+            for job in jobs:
+                fn(job)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(workers) as pool:
+                for _ in pool.map(fn, jobs, chunksize=chunksize):
+                    bar.update()
+    return workers
+
+
 def make_dataset(out_dir: str | os.PathLike, num_train: int, num_val: int, seed: int = 0,
                  workers: int | None = None, progress: bool = True) -> dict:
     """Write the synthetic dataset (layout in the module docstring) and return a summary.
@@ -400,8 +419,6 @@ def make_dataset(out_dir: str | os.PathLike, num_train: int, num_val: int, seed:
     in this process). progress: show a tqdm bar.
     Returns {"out_dir", "train", "val", "written", "skipped", "bytes", "seconds", "workers"}.
     """
-    from tqdm import tqdm
-
     start = time.perf_counter()
     for name, n in (("num_train", num_train), ("num_val", num_val), ("seed", seed)):
         if not isinstance(n, (int, np.integer)) or n < 0:
@@ -420,17 +437,7 @@ def make_dataset(out_dir: str | os.PathLike, num_train: int, num_val: int, seed:
 
     jobs = [(str(out), int(seed), split, i) for split, n in zip(SPLITS, (num_train, num_val)) for i in range(n)]
     todo = [j for j in jobs if not (out / video_relpath(j[2], j[3])).exists()]
-    workers = _available_cpus() if workers is None else max(int(workers), 1)
-    workers = min(workers, len(todo)) or 1
-    with tqdm(total=len(todo), desc=f"synthetic videos -> {out}", unit="video", disable=not progress) as bar:
-        if workers == 1:
-            for job in todo:
-                _write_one(job)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(workers) as pool:
-                for _ in pool.map(_write_one, todo, chunksize=4):
-                    bar.update()
+    workers = run_jobs(_write_one, todo, workers, f"synthetic videos -> {out}", progress, chunksize=4)
 
     _atomic_write_text(out / "classes.txt", "".join(f"{c}\n" for c in CLASSES))
     for split, n in zip(SPLITS, (num_train, num_val)):

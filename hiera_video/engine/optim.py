@@ -41,10 +41,15 @@ def param_groups(model: torch.nn.Module, weight_decay: float, layer_decay: float
 
 
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, layer_decay: float,
-                    betas=(0.9, 0.999)) -> torch.optim.AdamW:
+                    betas=(0.9, 0.999), name: str = "adamw", momentum: float = 0.9) -> torch.optim.Optimizer:
+    """AdamW (finetuning, MAE) or SGD with Nesterov momentum (the AVA recipe), over `param_groups`."""
     groups = param_groups(model, weight_decay, layer_decay)
     for g in groups:
         g["lr"] = lr * g["lr_scale"]
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
+    if name != "adamw":
+        raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {name!r}")
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
 
 

@@ -38,6 +38,7 @@ from ..data.lists import read_list
 from ..data.mix import Mixup, soft_target_cross_entropy
 from ..data.transforms import RandAugment
 from ..models import create_model, save_model
+from ..models.detection import ava_loss
 from .evaluate import predict_views, topk_accuracy
 from .optim import ModelEma, build_optimizer, build_scheduler
 
@@ -48,14 +49,17 @@ class NonFiniteLossError(RuntimeError):
     pass
 
 
+# The validation figure that picks model_best.pt, per task, and whether higher is better.
+BEST_METRIC = {"classify": ("val_top1", True), "mae": ("val_loss", False), "ava": ("val_map", True)}
+
+
 @dataclass
 class TrainState:
     """Progress counters, checkpointed with the model (Accelerate `register_for_checkpointing`)."""
     epoch: int = 0  # the epoch in progress
     step_in_epoch: int = 0  # optimizer updates done in it
     global_step: int = 0  # optimizer updates done in all
-    best_top1: float = -1.0  # classify: model_best.pt has the highest validation top-1
-    best_val_loss: float = math.inf  # mae: model_best.pt has the lowest validation loss
+    best_value: float = math.nan  # of the task's validation metric (BEST_METRIC): model_best.pt
     best_epoch: int = -1
     skipped_updates: int = 0  # non-finite updates skipped (on_nonfinite=skip)
 
@@ -91,6 +95,13 @@ class EpochSampler(Sampler):
 # ------------------------------------------------------------------------------------------------
 def build_model(cfg: Config) -> torch.nn.Module:
     input_size = (cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size)
+    if cfg.task == "ava":
+        from ..models.registry import create_ava_model
+        from ..data.ava import NUM_ACTIONS
+        model = create_ava_model(cfg.model.name, pretrained=cfg.model.pretrained, drop_path_rate=cfg.model.drop_path,
+                                 input_size=input_size, roi_dropout=cfg.model.dropout, ava_num_classes=NUM_ACTIONS)
+        model.set_grad_checkpointing(cfg.model.grad_checkpointing)
+        return model
     is_mae = cfg.model.name.startswith("mae_")
     if is_mae != (cfg.task == "mae"):
         want = "an mae_* model, e.g. mae_hiera_large_16x224" if cfg.task == "mae" else "a classifier (hiera_*)"
@@ -220,18 +231,29 @@ def train(cfg: Config) -> dict:
         save_config(cfg, out / "config.yaml")
 
     model = build_model(cfg)
-    train_ds = train_dataset(cfg)
-    val_ds = eval_dataset(cfg, cfg.data.val_list, 1, 1) if cfg.data.val_list else None
+    if cfg.task == "ava":
+        from ..data.ava import collate_ava
+        from . import ava
+        if cfg.data.num_repeats != 1:
+            raise ValueError("task ava uses one clip per keyframe: set data.num_repeats=1")
+        train_ds = ava.train_dataset(cfg)
+        val_ds = ava.val_dataset(cfg) if cfg.ava.val_annotations and cfg.ava.val_proposals else None
+        collate_train = collate_eval = collate_ava
+    else:
+        train_ds = train_dataset(cfg)
+        val_ds = eval_dataset(cfg, cfg.data.val_list, 1, 1) if cfg.data.val_list else None
+        collate_train, collate_eval = collate_clips, collate_views
     sampler = EpochSampler(len(train_ds), cfg.train.seed)
     videos_per_step = cfg.train.batch_size // cfg.data.num_repeats
     train_loader = DataLoader(train_ds, batch_size=videos_per_step, sampler=sampler, drop_last=True,
-                              collate_fn=collate_clips, **_loader_kwargs(cfg))
-    val_loader = (DataLoader(val_ds, batch_size=cfg.eval.batch_size, shuffle=False, collate_fn=collate_views,
+                              collate_fn=collate_train, **_loader_kwargs(cfg))
+    val_loader = (DataLoader(val_ds, batch_size=cfg.eval.batch_size, shuffle=False, collate_fn=collate_eval,
                              **_loader_kwargs(cfg)) if val_ds else None)
 
     global_batch = cfg.train.batch_size * accelerator.num_processes * cfg.train.grad_accum
     lr = cfg.optim.lr * global_batch / cfg.optim.lr_batch_size
-    optimizer = build_optimizer(model, lr, cfg.optim.weight_decay, cfg.optim.layer_decay, cfg.optim.betas)
+    optimizer = build_optimizer(model, lr, cfg.optim.weight_decay, cfg.optim.layer_decay, cfg.optim.betas,
+                                cfg.optim.optimizer, cfg.optim.momentum)
     if cfg.model.compile:
         model = torch.compile(model)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
@@ -262,8 +284,8 @@ def train(cfg: Config) -> dict:
                     cfg.train.grad_accum, lr, cfg.optim.lr, cfg.optim.lr_batch_size, steps_per_epoch)
     accelerator.init_trackers("hiera_video")
 
-    is_mae = cfg.task == "mae"
-    if is_mae:  # pixels are the target: no erasing, no mixing
+    is_mae, is_ava = cfg.task == "mae", cfg.task == "ava"
+    if is_mae or is_ava:  # pixels or boxes are the target: no erasing, no mixing
         augment = BatchAugment(cfg.data.mean, cfg.data.std)
     else:
         mixup = Mixup(cfg.model.num_classes, cfg.data.mixup, cfg.data.cutmix,
@@ -288,9 +310,11 @@ def train(cfg: Config) -> dict:
         for batch in loader:
             bad_videos.update(batch["bad"])
             with accelerator.accumulate(model):
-                x, target = augment(batch["video"], batch["label"])
+                x, target = augment(batch["video"], batch.get("label"))
                 if is_mae:
                     loss = model(x).loss  # masks from the global RNG, which checkpoints restore
+                elif is_ava:
+                    loss = ava_loss(model(x, batch["boxes"], batch["box_batch"]), batch["labels"], cfg.ava.loss)
                 else:
                     loss = soft_target_cross_entropy(model(x).float(), target)
                 nonfinite += (~torch.isfinite(loss.detach())).float()
@@ -344,7 +368,16 @@ def train(cfg: Config) -> dict:
                    "skipped_videos": skipped}
         # The prepared model (not an unwrapped one) so that FSDP gathers its shards.
         eval_model = ema.module if ema is not None else model
-        if val_loader is not None and is_mae:
+        if val_loader is not None and is_ava:
+            from . import ava
+            found = ava.predict_boxes(accelerator, eval_model, val_loader, cfg.data.mean, cfg.data.std, cfg.ava.loss,
+                                      progress="validating")
+            from ..data.ava_io import read_labelmap
+            action_ids = [i for i, _ in read_labelmap(cfg.ava.labelmap)] if cfg.ava.labelmap else []
+            result = ava.frame_map_of(cfg, ava.detection_rows(found, action_ids))
+            metrics.update(val_map=round(float(result["mAP"]), 6), val_keyframes=len(val_loader.dataset),
+                           val_boxes=len(found))
+        elif val_loader is not None and is_mae:
             _, losses, _, unreadable = predict_views(accelerator, eval_model, val_loader, 1, cfg.data.mean,
                                                      cfg.data.std, progress="validating", forward=mae_clip_losses)
             metrics.update(val_loss=round(losses.mean().item(), 6) if len(losses) else float("nan"),
@@ -361,19 +394,15 @@ def train(cfg: Config) -> dict:
         weights = ema.state_dict() if ema is not None else accelerator.get_state_dict(model)
         metrics["weights_in_sync"] = _weights_in_sync(accelerator, model)
         # The same decision on every process: metrics are gathered.
-        top1, val_loss = metrics.get("val_top1", math.nan), metrics.get("val_loss", math.nan)
-        if is_mae:
-            is_best = not math.isnan(val_loss) and val_loss < state.best_val_loss
-            if is_best:
-                state.best_val_loss, state.best_epoch = val_loss, epoch + 1
-        else:
-            is_best = not math.isnan(top1) and top1 > state.best_top1
-            if is_best:
-                state.best_top1, state.best_epoch = top1, epoch + 1
+        name, higher = BEST_METRIC[cfg.task]
+        value = metrics.get(name, math.nan)
+        is_best = not math.isnan(value) and (math.isnan(state.best_value) or
+                                             (value > state.best_value if higher else value < state.best_value))
+        if is_best:
+            state.best_value, state.best_epoch = value, epoch + 1
         if accelerator.is_main_process:
             base = accelerator.unwrap_model(model)
-            info = dict(epoch=epoch + 1, ema=ema is not None, **_checkpoint_info(cfg),
-                        **({"val_loss": val_loss} if is_mae else {"top1": top1}))
+            info = dict(epoch=epoch + 1, ema=ema is not None, **_checkpoint_info(cfg), **{name: value})
             save_model(base, out / "model_last.pt", weights, **info)
             if is_best:
                 save_model(base, out / "model_best.pt", weights, **info)

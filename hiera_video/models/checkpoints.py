@@ -338,14 +338,16 @@ def load_pretrained(model: torch.nn.Module, checkpoint: Checkpoint | str | os.Pa
                     strict: bool = True) -> LoadReport:
     """Load a checkpoint into `model`, adapting it with `adapt_state_dict`.
 
-    Only the classifier and the final norm may be missing (re-initialised head, or an MAE encoder);
+    Only the classifier and the final norm may be missing (re-initialised head, or an MAE encoder), and
+    tensors under the model's `fresh_prefixes` (a detection head on a backbone checkpoint);
     with `strict`, any other missing or unexpected tensor is an error listing them. Everything left
     at its initial value is logged, so no weight is silently skipped.
     """
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else read_checkpoint(checkpoint)
     sd, notes = adapt_state_dict(ckpt.state_dict, model, ckpt.model_config, ckpt.source)
     result = model.load_state_dict(sd, strict=False)
-    allowed_missing = {"norm.weight", "norm.bias", *_HEAD}
+    fresh = tuple(getattr(model, "fresh_prefixes", ()))  # e.g. a detection head on a backbone checkpoint
+    allowed_missing = {"norm.weight", "norm.bias", *_HEAD} | {k for k in result.missing_keys if k.startswith(fresh)}
     missing = [k for k in result.missing_keys if k not in allowed_missing]
     if strict and (missing or result.unexpected_keys):
         raise CheckpointError(

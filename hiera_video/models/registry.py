@@ -132,6 +132,26 @@ _mae_variant("hiera_tiny_8x64", _MAE_VIDEO, decoder_embed_dim=128, decoder_depth
 _mae_variant("hiera_test_8x64", _MAE_VIDEO, decoder_embed_dim=32, decoder_depth=2, decoder_num_heads=2)
 
 
+def create_ava_model(name: str, pretrained=None, **overrides):
+    """An AVA detector (`HieraAVA`: the backbone of classifier `name` plus the RoI head), its backbone
+    optionally initialised from any checkpoint `create_model` takes (a Kinetics-finetuned classifier:
+    its head is dropped; the RoI head starts fresh, logged)."""
+    from .checkpoints import Checkpoint, encoder_config, is_mae_config, load_pretrained, read_checkpoint
+    from .detection import HieraAVA
+
+    if name not in _ARCHS:
+        raise _unknown(name)
+    model = HieraAVA(**{**_ARCHS[name], **overrides})
+    model.name = name
+    if pretrained is not None:
+        ckpt = pretrained if isinstance(pretrained, Checkpoint) else read_checkpoint(
+            _resolve_pretrained(name, pretrained)[0])
+        if is_mae_config(ckpt.model_config):  # adapt_state_dict needs the encoder's geometry only
+            ckpt.model_config = encoder_config(ckpt.model_config)
+        load_pretrained(model, ckpt)
+    return model
+
+
 def _unknown(name: str) -> ValueError:
     close = difflib.get_close_matches(name, list(_MODELS), n=3)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
@@ -195,7 +215,10 @@ def create_model(name: str | None = None, pretrained=None, num_classes: int | No
             raise ValueError("create_model needs a model name unless `pretrained` is a checkpoint that "
                              "records its configuration (this project's, or a folder with config.json); "
                              f"choose one of {list_models('hiera_*16x224')}")
-        if is_mae_config(ckpt.model_config) and "num_classes" not in overrides:
+        if "ava_num_classes" in ckpt.model_config:  # an AVA detector (task ava)
+            from .detection import HieraAVA
+            model = HieraAVA(**{**ckpt.model_config, **overrides})
+        elif is_mae_config(ckpt.model_config) and "num_classes" not in overrides:
             model = MaskedAutoencoderHiera(**{**ckpt.model_config, **overrides})
         else:  # a classifier, or the encoder of an MAE checkpoint as one (num_classes given)
             config = encoder_config(ckpt.model_config) if is_mae_config(ckpt.model_config) else ckpt.model_config

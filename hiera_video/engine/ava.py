@@ -1,0 +1,148 @@
+"""AVA v2.2 detection with the shared training loop (`task: ava`) and its evaluation: datasets from
+the official files, per-box inference gathered exactly across processes, detections in the official
+CSV format, and the frame-level mAP (`engine/ava_map.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from ..config import Config
+from ..data.ava import AVADataset, FrameSource, evaluation_keyframes, training_keyframes
+from ..data.ava_io import read_annotations, read_exclusions, read_labelmap, read_proposals, write_detections
+from ..data.transforms import normalize
+from ..models.detection import ava_scores
+
+logger = logging.getLogger("hiera_video")
+
+
+def _need(cfg: Config, key: str) -> str:
+    value = getattr(cfg.ava, key)
+    if not value:
+        raise ValueError(f"task ava needs ava.{key} (see configs/ava_hiera_l.yaml)")
+    return value
+
+
+def frame_source(cfg: Config) -> FrameSource:
+    if not cfg.ava.frames_root and not cfg.ava.video_root:
+        raise ValueError("task ava needs ava.frames_root (extracted frames) or ava.video_root (videos)")
+    return FrameSource(cfg.ava.frames_root or None, None if cfg.ava.frames_root else cfg.ava.video_root,
+                       cfg.ava.fps, cfg.data.backend)
+
+
+def train_dataset(cfg: Config) -> AVADataset:
+    a, d = cfg.ava, cfg.data
+    excluded = read_exclusions(a.train_exclusions) if a.train_exclusions else set()
+    proposals = read_proposals(a.train_proposals, a.train_proposal_score) if a.train_proposals else None
+    keyframes = training_keyframes(read_annotations(_need(cfg, "train_annotations")), excluded, proposals)
+    return AVADataset(keyframes, frame_source(cfg), num_frames=d.num_frames, sampling_rate=d.sampling_rate,
+                      crop_size=d.crop_size, train=True, jitter=a.jitter, hflip=d.hflip)
+
+
+def val_dataset(cfg: Config) -> AVADataset:
+    """The val keyframes that have person proposals above `ava.val_proposal_score`."""
+    a, d = cfg.ava, cfg.data
+    gt = read_annotations(_need(cfg, "val_annotations"))
+    excluded = read_exclusions(a.val_exclusions) if a.val_exclusions else set()
+    proposals = read_proposals(_need(cfg, "val_proposals"), a.val_proposal_score)
+    keys = list(dict.fromkeys([*gt, *proposals]))  # every annotated or detected keyframe, once
+    keyframes = evaluation_keyframes(keys, proposals, excluded)
+    if not keyframes:
+        raise ValueError(f"no val keyframe has a proposal with score >= {a.val_proposal_score} "
+                         f"({a.val_proposals}); lower ava.val_proposal_score?")
+    return AVADataset(keyframes, frame_source(cfg), num_frames=d.num_frames, sampling_rate=d.sampling_rate,
+                      crop_size=d.crop_size, train=False)
+
+
+@torch.no_grad()
+def predict_boxes(accelerator, model, loader, mean, std, loss_kind: str = "bce",
+                  progress: str | None = None) -> dict[tuple[int, int], tuple[tuple, tuple, torch.Tensor]]:
+    """Scores of every box of every keyframe in `loader`, gathered across processes and de-duplicated
+    on (keyframe, box): {(keyframe index, box index): ((video_id, sec), box, scores [80])}, complete
+    on every process."""
+    from accelerate.utils import gather_object
+    from tqdm import tqdm
+
+    model.eval()
+    found: dict[tuple[int, int], tuple[tuple, tuple, torch.Tensor]] = {}
+    bar = tqdm(loader, desc=progress, disable=progress is None or not accelerator.is_main_process, leave=False,
+               dynamic_ncols=True)
+    for batch in bar:
+        rows = []
+        if len(batch["boxes"]):
+            with accelerator.autocast():
+                logits = model(normalize(batch["video"], mean, std), batch["boxes"], batch["box_batch"])
+            scores = ava_scores(logits, loss_kind).cpu()
+            keys = batch["keys"]
+            for k, (kf, bi, clip, box) in enumerate(zip(batch["keyframe"].tolist(), batch["box_index"].tolist(),
+                                                        batch["box_batch"].tolist(), batch["orig_boxes"].tolist())):
+                rows.append((kf, bi, tuple(keys[clip]), tuple(box), scores[k]))
+        # Ragged per process (keyframes hold different numbers of boxes): gather Python objects.
+        for kf, bi, key, box, s in gather_object(rows):
+            found.setdefault((kf, bi), (key, box, s))
+    return found
+
+
+def detection_rows(found: dict, action_ids: list[int]) -> list[tuple[str, int, tuple, int, float]]:
+    """The official results format: one row per box and evaluated action (video_id, sec, box, id, score)."""
+    rows = []
+    for (_kf, _bi), ((video_id, sec), box, scores) in sorted(found.items()):
+        for a in action_ids:
+            rows.append((video_id, int(sec), box, a, float(scores[a - 1])))
+    return rows
+
+
+def frame_map_of(cfg: Config, rows: list) -> dict:
+    """Frame-level mAP of detection rows against the val ground truth (the official evaluator's rules)."""
+    from .ava_map import frame_map_from_rows
+    labelmap = read_labelmap(_need(cfg, "labelmap"))
+    gt = read_annotations(_need(cfg, "val_annotations"))
+    excluded = read_exclusions(cfg.ava.val_exclusions) if cfg.ava.val_exclusions else set()
+    return frame_map_from_rows(gt, rows, labelmap, excluded, capacity=cfg.ava.capacity)
+
+
+def evaluate_ava(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None) -> dict:
+    """Centre-crop inference on the val keyframes with the proposals; writes OUT/detections.csv (the
+    official format), OUT/metrics.json (frame mAP and per-class AP) and OUT/per_class.csv."""
+    import csv
+
+    from accelerate import Accelerator
+    from torch.utils.data import DataLoader
+
+    from ..data.ava import collate_ava
+    from ..models import create_model, read_checkpoint
+
+    out = Path(out_dir) if out_dir else Path(cfg.output_dir) / "eval_ava"
+    accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision if torch.cuda.is_available() else "no")
+    ckpt = read_checkpoint(ckpt_path)
+    if not ckpt.model_config or "ava_num_classes" not in ckpt.model_config:
+        raise ValueError(f"{ckpt_path} is not an AVA detector checkpoint (train one with task: ava)")
+    model = create_model(pretrained=ckpt)
+    ds = val_dataset(cfg)
+    loader = DataLoader(ds, batch_size=cfg.eval.batch_size, shuffle=False, collate_fn=collate_ava,
+                        num_workers=cfg.data.num_workers)
+    model, loader = accelerator.prepare(model, loader)
+    found = predict_boxes(accelerator, model, loader, cfg.data.mean, cfg.data.std, cfg.ava.loss,
+                          progress="detecting")
+    action_ids = [i for i, _ in read_labelmap(_need(cfg, "labelmap"))]
+    rows = detection_rows(found, action_ids)
+    metrics = frame_map_of(cfg, rows)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        write_detections(out / "detections.csv", rows)
+        (out / "metrics.json").write_text(json.dumps({**metrics, "num_keyframes_scored": len(ds),
+                                                      "num_boxes": len(found), "checkpoint": str(ckpt_path)},
+                                                     indent=2))
+        with open(out / "per_class.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "name", "ap"])
+            for c in metrics["per_class"]:
+                w.writerow([c["id"], c["name"], "" if c["ap"] is None else f"{c['ap']:.6f}"])  # None: no GT
+        logger.info("frame mAP %.4f over %d classes (%d keyframes, %d boxes); %s", metrics["mAP"],
+                    len(metrics["per_class"]), len(ds), len(found), out)
+    return metrics
+
