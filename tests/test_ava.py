@@ -227,3 +227,16 @@ def test_dataset_reads_extracted_frames_and_collates(tmp_path):
     with pytest.raises(Exception, match="no frame folder"):
         AVADataset([Keyframe(("missingvid00", 902), [(0.1, 0.1, 0.2, 0.2)], [[1]])],
                    FrameSource(str(tmp_path / "frames")), train=False)[0]
+
+
+@pytest.mark.parametrize("fps", [30, 15])
+def test_frames_can_come_from_the_cut_video_at_any_frame_rate(tmp_path, fps):
+    # The 15-30 min cut: time 0 = 900 s. Index i at 30 fps is time i / 30, i.e. frame i * fps / 30.
+    from videos import make_video, read_index
+    make_video(tmp_path / "abcdefghijk.mp4", num_frames=120, fps=fps)
+    source = FrameSource(video_root=str(tmp_path))
+    assert source.num_frames("abcdefghijk") == 120 * 30 // fps
+    frames = source.get("abcdefghijk", np.array([0, 30, 60, 62]))
+    assert [read_index(f) for f in frames] == [round(i * fps / 30) for i in (0, 30, 60, 62)]
+    with pytest.raises(Exception, match="no video file"):
+        source.get("missing0000", np.array([0]))

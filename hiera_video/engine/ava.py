@@ -96,13 +96,23 @@ def detection_rows(found: dict, action_ids: list[int]) -> list[tuple[str, int, t
     return rows
 
 
-def frame_map_of(cfg: Config, rows: list) -> dict:
-    """Frame-level mAP of detection rows against the val ground truth (the official evaluator's rules)."""
-    from .ava_map import frame_map_from_rows
-    labelmap = read_labelmap(_need(cfg, "labelmap"))
-    gt = read_annotations(_need(cfg, "val_annotations"))
-    excluded = read_exclusions(cfg.ava.val_exclusions) if cfg.ava.val_exclusions else set()
-    return frame_map_from_rows(gt, rows, labelmap, excluded, capacity=cfg.ava.capacity)
+class FrameMapScorer:
+    """The val ground truth, label map and exclusions, read once: detections -> frame-level mAP with
+    the official evaluator's rules (`engine/ava_map.py`)."""
+
+    def __init__(self, cfg: Config):
+        self.labelmap = read_labelmap(_need(cfg, "labelmap"))
+        self.action_ids = [i for i, _ in self.labelmap]
+        self.gt = read_annotations(_need(cfg, "val_annotations"))
+        self.excluded = read_exclusions(cfg.ava.val_exclusions) if cfg.ava.val_exclusions else set()
+        self.capacity = cfg.ava.capacity
+
+    def rows(self, found: dict) -> list:
+        return detection_rows(found, self.action_ids)
+
+    def __call__(self, rows: list) -> dict:
+        from .ava_map import frame_map_from_rows
+        return frame_map_from_rows(self.gt, rows, self.labelmap, self.excluded, capacity=self.capacity)
 
 
 def evaluate_ava(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None) -> dict:
@@ -128,9 +138,9 @@ def evaluate_ava(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None)
     model, loader = accelerator.prepare(model, loader)
     found = predict_boxes(accelerator, model, loader, cfg.data.mean, cfg.data.std, cfg.ava.loss,
                           progress="detecting")
-    action_ids = [i for i, _ in read_labelmap(_need(cfg, "labelmap"))]
-    rows = detection_rows(found, action_ids)
-    metrics = frame_map_of(cfg, rows)
+    scorer = FrameMapScorer(cfg)
+    rows = scorer.rows(found)
+    metrics = scorer(rows)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         write_detections(out / "detections.csv", rows)

@@ -39,6 +39,7 @@ from ..data.mix import Mixup, soft_target_cross_entropy
 from ..data.transforms import RandAugment
 from ..models import create_model, save_model
 from ..models.detection import ava_loss
+from . import ava
 from .evaluate import predict_views, topk_accuracy
 from .optim import ModelEma, build_optimizer, build_scheduler
 
@@ -231,13 +232,14 @@ def train(cfg: Config) -> dict:
         save_config(cfg, out / "config.yaml")
 
     model = build_model(cfg)
+    ava_scorer = None
     if cfg.task == "ava":
         from ..data.ava import collate_ava
-        from . import ava
         if cfg.data.num_repeats != 1:
             raise ValueError("task ava uses one clip per keyframe: set data.num_repeats=1")
         train_ds = ava.train_dataset(cfg)
         val_ds = ava.val_dataset(cfg) if cfg.ava.val_annotations and cfg.ava.val_proposals else None
+        ava_scorer = ava.FrameMapScorer(cfg) if val_ds is not None else None
         collate_train = collate_eval = collate_ava
     else:
         train_ds = train_dataset(cfg)
@@ -369,12 +371,9 @@ def train(cfg: Config) -> dict:
         # The prepared model (not an unwrapped one) so that FSDP gathers its shards.
         eval_model = ema.module if ema is not None else model
         if val_loader is not None and is_ava:
-            from . import ava
             found = ava.predict_boxes(accelerator, eval_model, val_loader, cfg.data.mean, cfg.data.std, cfg.ava.loss,
                                       progress="validating")
-            from ..data.ava_io import read_labelmap
-            action_ids = [i for i, _ in read_labelmap(cfg.ava.labelmap)] if cfg.ava.labelmap else []
-            result = ava.frame_map_of(cfg, ava.detection_rows(found, action_ids))
+            result = ava_scorer(ava_scorer.rows(found))
             metrics.update(val_map=round(float(result["mAP"]), 6), val_keyframes=len(val_loader.dataset),
                            val_boxes=len(found))
         elif val_loader is not None and is_mae:
