@@ -8,9 +8,10 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
+
+from .fileio import atomic_write
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
@@ -27,11 +28,7 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
 
     png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 8, color_type, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(png)
-    os.replace(tmp, path)
+    atomic_write(path, png)
 
 
 def confusion_png(matrix: np.ndarray, path: str | os.PathLike, max_side: int = 800) -> None:

@@ -10,6 +10,16 @@ from hiera_video.data.lists import write_list
 from videos import make_video
 
 FIXTURES = Path(__file__).parent / "fixtures"
+TOOLS = Path(__file__).parents[1] / "tools"
+
+
+def load_tool(name: str):
+    """A CLI under tools/ as a module, to call its main(argv) in-process."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_fixture(name: str) -> dict:

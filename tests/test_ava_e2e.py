@@ -4,7 +4,6 @@ tools/ava_map.py, draw them with tools/visualize_ava.py, and score clearly above
 on the same person proposals). About 2 minutes on 2 CPU cores."""
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,15 +11,9 @@ import numpy as np
 import pytest
 
 from hiera_video.config import load_config
+from conftest import load_tool
 
 ROOT = Path(__file__).parents[1]
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 @pytest.fixture(scope="module")

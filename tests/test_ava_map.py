@@ -12,6 +12,7 @@ import pytest
 
 from hiera_video.data.ava_io import write_detections, write_labelmap
 from hiera_video.engine.ava_map import box_iou, frame_map, frame_map_from_rows
+from conftest import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = [(1, "stand"), (2, "sit"), (3, "walk")]
@@ -127,15 +128,8 @@ def test_frame_map_on_files(tmp_path):
     assert aps(r) == pytest.approx({1: 0.25, 2: 1.0, 3: None}) and r["mAP"] == pytest.approx(0.625)
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("ava_map_tool", ROOT / "tools" / "ava_map.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_tool_prints_json_and_exits_2_on_bad_files(tmp_path, capsys):
-    f, tool = write_files(tmp_path), load_tool()
+    f, tool = write_files(tmp_path), load_tool("ava_map")
     assert tool.main(["--gt", str(f["gt"]), "--detections", str(f["det"]), "--labelmap", str(f["map"]),
                       "--exclusions", str(f["ex"])]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -1,21 +1,12 @@
 """The benchmark tools run on CPU and write what they promise (figures are measured, never asserted)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 from hiera_video.benchmark import run_benchmark
 from hiera_video.data.lists import write_list
 from videos import make_video
+from conftest import load_tool
 
-TOOLS = Path(__file__).parents[1] / "tools"
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_model_benchmark_on_cpu_inference_and_train():

@@ -1,21 +1,13 @@
 """tools/check_videos.py flags exactly the bad entries of a list (and exits 1), or exits 0."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from hiera_video.data.check import check_video
 from videos import make_bad_videos, make_video
+from conftest import load_tool
 
-TOOL = Path(__file__).parents[1] / "tools" / "check_videos.py"
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("check_videos", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +26,7 @@ def test_flags_exactly_the_bad_entries(mixed, tmp_path, capsys, workers):
     lines.append(f"{Path(good[2]).relative_to(d)} 2")
     (d / "list.csv").write_text("\n".join(lines) + "\n")
     out = tmp_path / "bad.tsv"
-    code = load_tool().main([str(d / "list.csv"), "--workers", str(workers), "--out", str(out)])
+    code = load_tool("check_videos").main([str(d / "list.csv"), "--workers", str(workers), "--out", str(out)])
     assert code == 1
     reported = dict(line.split("\t") for line in out.read_text().splitlines())
     assert sorted(reported) == sorted(bad.values())
@@ -47,7 +39,7 @@ def test_flags_exactly_the_bad_entries(mixed, tmp_path, capsys, workers):
 def test_all_good_exits_zero_and_prints_nothing(mixed, capsys):
     d, good, _ = mixed
     (d / "good.csv").write_text("".join(f"{Path(p).relative_to(d)}\n" for p in good))  # labels optional here
-    assert load_tool().main([str(d / "good.csv"), "--workers", "1"]) == 0
+    assert load_tool("check_videos").main([str(d / "good.csv"), "--workers", "1"]) == 0
     captured = capsys.readouterr()
     assert captured.out == "" and "0 bad of 3 videos" in captured.err
 
@@ -60,5 +52,5 @@ def test_quick_mode_still_catches_broken_files(mixed):
 
 
 def test_unreadable_list_exits_two(tmp_path, capsys):
-    assert load_tool().main([str(tmp_path / "nope.csv")]) == 2
+    assert load_tool("check_videos").main([str(tmp_path / "nope.csv")]) == 2
     assert "data list not found" in capsys.readouterr().err

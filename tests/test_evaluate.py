@@ -2,7 +2,6 @@
 reported, embeddings normalised and aligned with the list, extraction resumable."""
 
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
@@ -16,17 +15,10 @@ import hiera_video
 from hiera_video.data.lists import write_list
 from hiera_video.engine.evaluate import ensemble
 from videos import make_video
+from conftest import load_tool
 
 ROOT = Path(__file__).parents[1]
 CLASSES = ["left", "right", "up"]
-
-
-def load_tool(name):
-    sys.path.insert(0, str(ROOT / "tools"))
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import torch
 
 import hiera_video
 from hiera_video.config import load_config
+from conftest import load_tool
 from test_train import ROOT, overrides
 
 MAE_CFG = ROOT / "configs" / "synthetic_mae_hiera_tiny.yaml"
@@ -105,10 +106,7 @@ def test_mae_validation_masks_do_not_depend_on_the_batch():
 
 
 def test_visualize_mae_draws_frames_masked_input_and_reconstruction(pretrained, data, tmp_path, capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("visualize_mae", ROOT / "tools" / "visualize_mae.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("visualize_mae")
     out = tmp_path / "mae.png"
     args = ["--ckpt", str(pretrained / "model_last.pt"), "--video", str(data / "val" / "0.mp4"), "--out", str(out)]
     assert tool.main(args + ["--scale", "1"]) == 0

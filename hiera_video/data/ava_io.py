@@ -24,6 +24,8 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ..fileio import atomic_path, atomic_write
+
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2, normalised to [0, 1]
 Key = tuple[str, int]  # (video_id, timestamp in whole seconds)
 
@@ -148,7 +150,7 @@ def write_labelmap(path: str | os.PathLike, items: list[tuple[int, str]]) -> Non
     for class_id, name in items:
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
         blocks.append(f'item {{\n  name: "{quoted}"\n  id: {int(class_id)}\n}}\n')
-    path.write_text("".join(blocks), encoding="utf-8")
+    atomic_write(path, "".join(blocks))
 
 
 # ------------------------------------------------------------------------------------------- CSV files
@@ -208,18 +210,11 @@ def read_detections(path: str | os.PathLike) -> list[tuple[str, int, Box, int, f
 def write_detections(path: str | os.PathLike, rows: Iterable[tuple[str, int, Box, int, float]]) -> None:
     """Write a results file in the submission format (atomically: a half-written file never replaces a
     good one). Coordinates and scores get 6 decimals, so reading back is exact to 1e-6."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            for video_id, timestamp, box, action, score in rows:
-                writer.writerow([video_id, f"{int(timestamp):04d}", *(f"{v:.6f}" for v in box), int(action),
-                                 f"{score:.6f}"])
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        for video_id, timestamp, box, action, score in rows:
+            writer.writerow([video_id, f"{int(timestamp):04d}", *(f"{v:.6f}" for v in box), int(action),
+                             f"{score:.6f}"])
 
 
 # --------------------------------------------------------------------------------------- frame layout

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..fileio import atomic_write
+
 
 class ListError(ValueError):
     """A malformed list or class file; the message names the file and line."""
@@ -77,15 +79,10 @@ def read_list(list_path: str | os.PathLike, root: str | os.PathLike | None = Non
 
 def write_list(list_path: str | os.PathLike, rows: list[tuple[str, int]]) -> None:
     """Write `path label` lines (atomically: a half-written list never replaces a good one)."""
-    list_path = Path(list_path)
-    list_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = list_path.with_name(f".{list_path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for path, label in rows:
-            if "\n" in path:
-                raise ListError(f"path with a newline cannot be listed: {path!r}")
-            f.write(f"{path} {label}\n")
-    os.replace(tmp, list_path)
+    for path, _ in rows:
+        if "\n" in path:
+            raise ListError(f"path with a newline cannot be listed: {path!r}")
+    atomic_write(list_path, "".join(f"{path} {label}\n" for path, label in rows))
 
 
 def read_classes(path: str | os.PathLike) -> list[str]:

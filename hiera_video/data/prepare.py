@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .lists import ListError
+from ..fileio import atomic_write
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
 
@@ -143,13 +144,11 @@ def write_split(split: Split, out_dir: str | os.PathLike) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     list_path = out_dir / f"{split.name}.csv"
-    tmp = out_dir / f".{split.name}.csv.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for path, label in split.rows:
-            rel = os.path.relpath(path, out_dir)
-            f.write(rel if label is None else f"{rel} {label}")
-            f.write("\n")
-    os.replace(tmp, list_path)
+    lines = []
+    for path, label in split.rows:
+        rel = os.path.relpath(path, out_dir)
+        lines.append((rel if label is None else f"{rel} {label}") + "\n")
+    atomic_write(list_path, "".join(lines))
     missing = out_dir / f"missing_{split.name}.txt"
     if split.missing:
         missing.write_text("".join(m + "\n" for m in split.missing), encoding="utf-8")

@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .prepare import VIDEO_EXTENSIONS
+from ..fileio import atomic_path
 
 
 def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -32,39 +33,32 @@ def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int
     """Re-encode `src` to `dst` (H.264 mp4). Returns the output size (w, h)."""
     import av
 
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.stem}.{os.getpid()}.tmp.mp4")
-    try:
-        with av.open(str(src)) as inp:
-            if not inp.streams.video:
-                raise ValueError("no video stream")
-            istream = inp.streams.video[0]
-            istream.thread_type = "AUTO"
-            rate = istream.average_rate or istream.guessed_rate or Fraction(30)
-            size = scaled_size(istream.codec_context.width, istream.codec_context.height, short_side)
-            with av.open(str(tmp), "w", format="mp4") as out:
-                ostream = out.add_stream("libx264", rate=Fraction(rate).limit_denominator(1001))
-                ostream.width, ostream.height = size
-                ostream.pix_fmt = "yuv420p"
-                ostream.codec_context.gop_size = gop
-                ostream.options = {"crf": str(crf), "preset": "veryfast", "bf": "0",
-                                   "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
-                n = 0
-                for frame in inp.decode(istream):
-                    frame = frame.reformat(width=size[0], height=size[1], format="yuv420p")
-                    frame.pts, frame.time_base = n, Fraction(1) / Fraction(rate)
-                    for packet in ostream.encode(frame):
-                        out.mux(packet)
-                    n += 1
-                for packet in ostream.encode():
+    with atomic_path(dst) as tmp, av.open(str(src)) as inp:
+        if not inp.streams.video:
+            raise ValueError("no video stream")
+        istream = inp.streams.video[0]
+        istream.thread_type = "AUTO"
+        rate = istream.average_rate or istream.guessed_rate or Fraction(30)
+        size = scaled_size(istream.codec_context.width, istream.codec_context.height, short_side)
+        with av.open(str(tmp), "w", format="mp4") as out:
+            ostream = out.add_stream("libx264", rate=Fraction(rate).limit_denominator(1001))
+            ostream.width, ostream.height = size
+            ostream.pix_fmt = "yuv420p"
+            ostream.codec_context.gop_size = gop
+            ostream.options = {"crf": str(crf), "preset": "veryfast", "bf": "0",
+                               "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+            n = 0
+            for frame in inp.decode(istream):
+                frame = frame.reformat(width=size[0], height=size[1], format="yuv420p")
+                frame.pts, frame.time_base = n, Fraction(1) / Fraction(rate)
+                for packet in ostream.encode(frame):
                     out.mux(packet)
-            if n == 0:
-                raise ValueError("no frames decoded")
-        os.replace(tmp, dst)
-        return size
-    finally:
-        tmp.unlink(missing_ok=True)
+                n += 1
+            for packet in ostream.encode():
+                out.mux(packet)
+        if n == 0:
+            raise ValueError("no frames decoded")
+    return size
 
 
 @dataclass

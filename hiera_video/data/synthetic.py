@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import atomic_path, atomic_write
+
 CLASSES = ("move_left", "move_right", "move_up", "move_down", "grow", "shrink", "rotate_clockwise",
            "rotate_counterclockwise")
 # Per class: (kind of change, played backwards). The forward class of a pair is the one whose sampled
@@ -119,30 +121,23 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int | Fraction
     if not 0 <= crf <= _CRF_MAX[codec]:
         raise ValueError(f"crf for {codec} must be in [0, {_CRF_MAX[codec]}] for {path}, got {crf}")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")  # same folder: os.replace stays atomic
-    try:
-        with av.open(str(tmp), "w", format=container) as out:
-            stream = out.add_stream(encoder, rate=rate)
-            stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-            ctx = stream.codec_context
-            ctx.thread_count = 1
-            if gop is not None:
-                ctx.gop_size = gop
-            if codec == "vp9":
-                ctx.bit_rate = 0  # with crf: constant quality, no bitrate target
-            elif codec == "vp8":
-                ctx.bit_rate = 4_000_000  # libvpx's VP8 needs a ceiling next to crf; this one never binds
-            stream.options = {**options, "crf": str(crf)}
-            for i, frame in enumerate(frames):
-                f = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-                f.pts, f.time_base = i, 1 / rate
-                out.mux(stream.encode(f))
-            out.mux(stream.encode())  # flush the encoder's delayed frames
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, av.open(str(tmp), "w", format=container) as out:
+        stream = out.add_stream(encoder, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        ctx = stream.codec_context
+        ctx.thread_count = 1
+        if gop is not None:
+            ctx.gop_size = gop
+        if codec == "vp9":
+            ctx.bit_rate = 0  # with crf: constant quality, no bitrate target
+        elif codec == "vp8":
+            ctx.bit_rate = 4_000_000  # libvpx's VP8 needs a ceiling next to crf; this one never binds
+        stream.options = {**options, "crf": str(crf)}
+        for i, frame in enumerate(frames):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            f.pts, f.time_base = i, 1 / rate
+            out.mux(stream.encode(f))
+        out.mux(stream.encode())  # flush the encoder's delayed frames
     return path
 
 
@@ -379,12 +374,6 @@ def _write_one(job: tuple[str, int, str, int]) -> None:
     write_video(Path(out_dir) / video_relpath(split, index), frames, fps, codec="h264", gop=fps)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -433,16 +422,16 @@ def make_dataset(out_dir: str | os.PathLike, num_train: int, num_val: int, seed:
             raise ValueError(f"{out} holds a synthetic dataset made with {old} ({meta_path}); this call asks "
                              f"for {meta}: use another folder, or the same seed")
     else:
-        _atomic_write_text(meta_path, json.dumps(meta) + "\n")
+        atomic_write(meta_path, json.dumps(meta) + "\n")
 
     jobs = [(str(out), int(seed), split, i) for split, n in zip(SPLITS, (num_train, num_val)) for i in range(n)]
     todo = [j for j in jobs if not (out / video_relpath(j[2], j[3])).exists()]
     workers = run_jobs(_write_one, todo, workers, f"synthetic videos -> {out}", progress, chunksize=4)
 
-    _atomic_write_text(out / "classes.txt", "".join(f"{c}\n" for c in CLASSES))
+    atomic_write(out / "classes.txt", "".join(f"{c}\n" for c in CLASSES))
     for split, n in zip(SPLITS, (num_train, num_val)):
         lines = [f"{video_relpath(split, i)} {i % len(CLASSES)}\n" for i in range(n)]
-        _atomic_write_text(out / f"{split}.csv", "".join(lines))
+        atomic_write(out / f"{split}.csv", "".join(lines))
     size = sum((out / video_relpath(j[2], j[3])).stat().st_size for j in jobs)
     return {"out_dir": str(out), "train": num_train, "val": num_val, "written": len(todo),
             "skipped": len(jobs) - len(todo), "bytes": size, "seconds": round(time.perf_counter() - start, 2),

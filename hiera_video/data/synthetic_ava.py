@@ -59,6 +59,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ..fileio import atomic_write
 from .synthetic import run_jobs
 
 FPS = 30
@@ -365,17 +366,6 @@ def read_jpeg(path: str | os.PathLike) -> np.ndarray:
         return next(c.decode(video=0)).to_ndarray(format="rgb24")
 
 
-def _atomic_write(path: Path, data: bytes | str) -> None:
-    """Write under a temporary name in the same folder, then rename: readers never see half a file."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data) if isinstance(data, bytes) else tmp.write_text(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _frames_done(frame_dir: Path, plan_id: str, num_frames: int) -> bool:
     try:
         names = set(os.listdir(frame_dir / plan_id))
@@ -399,7 +389,7 @@ def _write_video(job: tuple) -> int:
         path = Path(frame_dir) / frame_relpath(plan.video_id, f)
         if path.name in names:  # frames are drawn independently, so a partial video resumes exactly
             continue
-        _atomic_write(path, encode_jpeg(draw_frame(plan, f)))
+        atomic_write(path, encode_jpeg(draw_frame(plan, f)))
         written += 1
     return written
 
@@ -499,7 +489,7 @@ def make_dataset(out_dir: str | os.PathLike, num_train: int = 8, num_val: int = 
             raise ValueError(f"{out} holds a synthetic AVA dataset made with {old_config} ({meta_path}); this "
                              f"call asks for {config}: use another folder, or the same settings")
     else:  # written first, so that an interrupted run cannot be resumed with other settings
-        _atomic_write(meta_path, json.dumps(config) + "\n")
+        atomic_write(meta_path, json.dumps(config) + "\n")
 
     jobs = [(str(frame_dir), int(seed), s, p.index, int(seconds), int(width), int(height))
             for s in SPLITS for p in plans[s]]
@@ -512,16 +502,16 @@ def make_dataset(out_dir: str | os.PathLike, num_train: int = 8, num_val: int = 
         for p in plans[s]:
             g, e, r = _annotation_rows(p, seed)
             gt.extend(g), excluded.extend(e), proposals.extend(r)
-        _atomic_write(ann_dir / f"ava_{s}_v2.2.csv", _lines(gt))
-        _atomic_write(ann_dir / f"ava_{s}_excluded_timestamps_v2.2.csv", _lines(excluded))
-        _atomic_write(ann_dir / f"person_proposals_{s}.csv", _lines(proposals))
+        atomic_write(ann_dir / f"ava_{s}_v2.2.csv", _lines(gt))
+        atomic_write(ann_dir / f"ava_{s}_excluded_timestamps_v2.2.csv", _lines(excluded))
+        atomic_write(ann_dir / f"person_proposals_{s}.csv", _lines(proposals))
         frame_list = ["original_vido_id video_idx frame_id path labels"]  # sic: PySlowFast's header
         frame_list += [f'{p.video_id} {i} {f} {frame_relpath(p.video_id, f)} ""'
                        for i, p in enumerate(plans[s]) for f in range(p.num_frames)]
-        _atomic_write(list_dir / f"{s}.csv", _lines(frame_list))
+        atomic_write(list_dir / f"{s}.csv", _lines(frame_list))
         keyframes[s] = len(plans[s]) * len(keyframe_seconds(seconds)) - len(excluded)
         boxes[s] = len({tuple(r.split(",")[:6]) for r in gt})  # distinct (keyframe, box) pairs
-    _atomic_write(ann_dir / "ava_action_list_v2.2_for_activitynet_2019.pbtxt", _pbtxt())
+    atomic_write(ann_dir / "ava_action_list_v2.2_for_activitynet_2019.pbtxt", _pbtxt())
 
     meta = {**config, "actions": {str(i): n for i, n in sorted(ACTIONS.items())},
             "videos": {s: [p.video_id for p in plans[s]] for s in SPLITS},
@@ -529,7 +519,7 @@ def make_dataset(out_dir: str | os.PathLike, num_train: int = 8, num_val: int = 
             "excluded": {s: [[p.video_id, k] for p in plans[s] for k in excluded_keyframes(s, p.index, seconds)]
                          for s in SPLITS},
             "annotated_keyframes": keyframes, "boxes": boxes}
-    _atomic_write(meta_path, json.dumps(meta, indent=1) + "\n")
+    atomic_write(meta_path, json.dumps(meta, indent=1) + "\n")
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     return {"out_dir": str(out), "train": counts["train"], "val": counts["val"], "written": len(todo),
             "skipped": len(jobs) - len(todo), "frames": len(jobs) * seconds * FPS, "keyframes": keyframes,

@@ -18,7 +18,6 @@ import csv
 import datetime
 import json
 import logging
-import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from torch.utils.data import DataLoader
 from ..config import Config
 from ..data.datasets import collate_views
 from ..data.lists import read_list
+from ..fileio import atomic_path
 from .evaluate import clip_settings, load_model, multi_view_dataset, predict_views
 
 logger = logging.getLogger("hiera_video")
@@ -60,10 +60,9 @@ def pool_views(views: torch.Tensor, features: torch.Tensor, num_videos: int, poo
 
 
 def _save_part(path: Path, indices: np.ndarray, embeddings: np.ndarray, unreadable: dict) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, indices=indices, embeddings=embeddings,
-             unreadable=np.array(json.dumps({str(k): v for k, v in unreadable.items()})))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no ".npz"
+        np.savez(f, indices=indices, embeddings=embeddings,
+                 unreadable=np.array(json.dumps({str(k): v for k, v in unreadable.items()})))
 
 
 def extract_embeddings(cfg: Config | None, ckpt_path: str, list_path: str, out_dir: str | Path,

@@ -37,6 +37,7 @@ from ..data.datasets import BadVideos, BatchAugment, ClipDataset, MultiViewDatas
 from ..data.lists import read_list
 from ..data.mix import Mixup, soft_target_cross_entropy
 from ..data.transforms import RandAugment
+from ..fileio import atomic_write
 from ..models import create_model, save_model
 from ..models.detection import ava_loss
 from . import ava
@@ -197,9 +198,7 @@ def _trim_metrics(path: Path, completed_epochs: int) -> None:
         return
     rows = [line for line in path.read_text().splitlines()
             if line.strip() and json.loads(line)["epoch"] <= completed_epochs]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(r + "\n" for r in rows))
-    os.replace(tmp, path)
+    atomic_write(path, "".join(r + "\n" for r in rows))
 
 
 # ------------------------------------------------------------------------------------------------
