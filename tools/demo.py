@@ -14,7 +14,6 @@
 
 import argparse
 import json
-import logging
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hiera_video.cli import setup_logging  # noqa: E402
 from hiera_video.config import load_config  # noqa: E402
 from hiera_video.data.check import check_entries  # noqa: E402
 from hiera_video.data.lists import read_list  # noqa: E402
@@ -41,9 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. train.epochs=5")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    logging.getLogger("accelerate").setLevel(logging.WARNING)
+    setup_logging()
     start = time.perf_counter()
 
     summary = make_dataset(args.data, args.train, args.val, seed=0, workers=args.workers)

@@ -12,12 +12,12 @@ output_dir/eval). --ckpt takes this project's checkpoints, official .pth files a
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hiera_video.cli import setup_logging  # noqa: E402
 from hiera_video.config import ConfigError, load_config  # noqa: E402
 from hiera_video.models.checkpoints import CheckpointError  # noqa: E402
 
@@ -30,9 +30,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", help="architecture for checkpoints that do not record it (default: model.name)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    logging.getLogger("accelerate").setLevel(logging.WARNING)
+    setup_logging()
     try:
         cfg = load_config(args.cfg, args.overrides)
         from hiera_video.engine.evaluate import evaluate

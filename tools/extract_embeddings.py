@@ -11,12 +11,12 @@ resumes from OUT/parts. Any checkpoint works, MAE encoders included.
 """
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hiera_video.cli import setup_logging  # noqa: E402
 from hiera_video.config import ConfigError, load_config  # noqa: E402
 from hiera_video.data.lists import ListError  # noqa: E402
 from hiera_video.engine.evaluate import parse_views  # noqa: E402
@@ -37,9 +37,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=4, help="videos per process per step")
     p.add_argument("--workers", type=int, default=2, help="data workers per process")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    logging.getLogger("accelerate").setLevel(logging.WARNING)
+    setup_logging()
     from hiera_video.engine.embed import extract_embeddings
     try:
         cfg = load_config(args.cfg) if args.cfg else None
