@@ -15,6 +15,15 @@ def setup_logging() -> None:
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per file saved is noise
 
 
+def _errors():
+    from .data.datasets import TooManyBadVideos
+    from .engine.state import CheckpointWriteError
+    from .fileio import DiskFullError
+    from .models.checkpoints import CheckpointError
+    return (FileExistsError, FileNotFoundError, ValueError), (CheckpointError, CheckpointWriteError, DiskFullError,
+                                                               TooManyBadVideos)
+
+
 def train_main(argv: list[str] | None, task: str, description: str) -> int:
     """Parse `--cfg FILE key=value ...`, check the config's task is one this tool runs (finetune.py:
     classify and ava; pretrain.py: mae), train. Returns the exit code."""
@@ -37,9 +46,13 @@ def train_main(argv: list[str] | None, task: str, description: str) -> int:
               file=sys.stderr)
         return 2
     from .engine.train import train
+    USAGE_ERRORS, RUN_ERRORS = _errors()
     try:
         metrics = train(cfg)
-    except (FileExistsError, FileNotFoundError, ValueError) as e:  # bad paths or data: the message says which
+    except RUN_ERRORS as e:  # the run could not go on (full disk, damaged checkpoints, no readable video)
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except USAGE_ERRORS as e:  # bad values, paths or data: the message says which
         print(f"error: {e}", file=sys.stderr)
         return 2
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})

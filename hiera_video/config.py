@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .fileio import atomic_write
 
 
 class ConfigError(ValueError):
@@ -43,8 +46,11 @@ class ModelConfig:
         _check_range("model.dropout", self.dropout, 0, 1)
         if self.mask_ratio is not None and not 0 < self.mask_ratio < 1:
             raise ConfigError(f"model.mask_ratio must be in (0, 1), got {self.mask_ratio}")
-        if self.num_classes < 1:
-            raise ConfigError(f"model.num_classes must be >= 1, got {self.num_classes}")
+        _at_least("model.num_classes", self.num_classes, 1)
+        if not self.name:
+            raise ConfigError("model.name is empty: choose one of hiera_video.list_models()")
+        if self.pretrained == "":
+            raise ConfigError("model.pretrained is an empty string: give a path or tag, or null for none")
 
 
 @dataclass
@@ -63,8 +69,10 @@ class DataConfig:
     scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # random resized crop area
     hflip: bool = True  # off for SSv2 (labels say left/right) and the synthetic set
     randaug_magnitude: float = 7.0  # RandAugment rand-m{M}-n{N}-mstd{S}; 0 ops disables it
-    randaug_num_ops: int = 4
+    randaug_num_ops: int = 2  # MAE-ST's rand-m7-mstd0.5-inc1 has timm's default of 2 ops
     randaug_std: float = 0.5
+    randaug_order: str = "before_crop"  # before_crop (MAE-ST: on the decoded frames) or after_crop (cheaper)
+    test_short_side: int | None = None  # 1-crop views: short side before the centre crop (None: crop x 256/224)
     erase_prob: float = 0.25  # random erasing probability
     mixup: float = 0.8  # mixup alpha (0: off)
     cutmix: float = 1.0  # cutmix alpha (0: off)
@@ -78,10 +86,27 @@ class DataConfig:
             raise ConfigError(f"data.sampling_mode must be 'stride' or 'segment', got {self.sampling_mode!r}")
         if self.backend not in ("auto", "decord", "pyav"):
             raise ConfigError(f"data.backend must be auto, decord or pyav, got {self.backend!r}")
-        if self.num_repeats < 1:
-            raise ConfigError(f"data.num_repeats must be >= 1, got {self.num_repeats}")
+        for key in ("num_repeats", "num_frames", "sampling_rate", "crop_size"):
+            _at_least(f"data.{key}", getattr(self, key), 1)
+        _at_least("data.num_workers", self.num_workers, 0)
+        _positive("data.target_fps", self.target_fps)
+        if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1] <= 1:
+            raise ConfigError(f"data.scale must be [low, high] with 0 < low <= high <= 1 (the crop's share "
+                              f"of the frame area), got {self.scale}")
+        for key in ("mean", "std"):
+            if len(getattr(self, key)) != 3:
+                raise ConfigError(f"data.{key} must have 3 values (R, G, B), got {getattr(self, key)}")
+        if not all(s > 0 for s in self.std):
+            raise ConfigError(f"data.std values must be > 0 (clips are divided by them), got {self.std}")
+        _at_least("data.randaug_num_ops", self.randaug_num_ops, 0)
+        _check_range("data.randaug_magnitude", self.randaug_magnitude, 0, 30)
+        _at_least("data.randaug_std", self.randaug_std, 0)
+        if self.randaug_order not in ("before_crop", "after_crop"):
+            raise ConfigError(f"data.randaug_order must be before_crop or after_crop, got {self.randaug_order!r}")
         _check_range("data.erase_prob", self.erase_prob, 0, 1)
         _check_range("data.label_smoothing", self.label_smoothing, 0, 1)
+        _at_least("data.mixup", self.mixup, 0)
+        _at_least("data.cutmix", self.cutmix, 0)
 
 
 @dataclass
@@ -101,8 +126,16 @@ class OptimConfig:
         _check_range("optim.layer_decay", self.layer_decay, 0, 1, low_open=True)
         if self.optimizer not in ("adamw", "sgd"):
             raise ConfigError(f"optim.optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
-        if self.lr <= 0:
-            raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
+        _positive("optim.lr", self.lr)
+        _at_least("optim.lr_batch_size", self.lr_batch_size, 1)
+        _at_least("optim.min_lr", self.min_lr, 0)
+        _at_least("optim.weight_decay", self.weight_decay, 0)
+        _at_least("optim.warmup_epochs", self.warmup_epochs, 0)
+        _check_range("optim.momentum", self.momentum, 0, 1)
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"optim.betas must be [beta1, beta2], each in [0, 1), got {self.betas}")
+        if self.grad_clip is not None:
+            _positive("optim.grad_clip", self.grad_clip)
 
 
 @dataclass
@@ -127,8 +160,11 @@ class TrainConfig:
         if self.on_nonfinite not in ("stop", "skip"):
             raise ConfigError(f"train.on_nonfinite must be 'stop' or 'skip', got {self.on_nonfinite!r}")
         for key in ("epochs", "batch_size", "grad_accum", "checkpoint_every", "log_every", "keep_checkpoints"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"train.{key} must be >= 1, got {getattr(self, key)}")
+            _at_least(f"train.{key}", getattr(self, key), 1)
+        _at_least("train.seed", self.seed, 0)
+        _check_range("train.ema_decay", self.ema_decay, 0, 1, low_open=True)
+        if self.max_steps is not None:
+            _at_least("train.max_steps", self.max_steps, 1)
 
 
 @dataclass
@@ -144,6 +180,8 @@ class EvalConfig:
             raise ConfigError(f"eval.ensemble must be prob, logit or max, got {self.ensemble!r}")
         if self.num_spatial_crops not in (1, 3):
             raise ConfigError(f"eval.num_spatial_crops must be 1 or 3, got {self.num_spatial_crops}")
+        _at_least("eval.num_temporal_clips", self.num_temporal_clips, 1)
+        _at_least("eval.batch_size", self.batch_size, 1)
 
 
 @dataclass
@@ -170,6 +208,10 @@ class AvaConfig:
             raise ConfigError(f"ava.loss must be 'bce' or 'ce', got {self.loss!r}")
         if len(self.jitter) != 2 or not 0 < self.jitter[0] <= self.jitter[1]:
             raise ConfigError(f"ava.jitter must be [low, high] with 0 < low <= high, got {self.jitter}")
+        _check_range("ava.train_proposal_score", self.train_proposal_score, 0, 1)
+        _check_range("ava.val_proposal_score", self.val_proposal_score, 0, 1)
+        _at_least("ava.fps", self.fps, 1)
+        _at_least("ava.capacity", self.capacity, 0)
 
 
 @dataclass
@@ -189,6 +231,27 @@ class Config:
         if self.train.batch_size % self.data.num_repeats:
             raise ConfigError(f"train.batch_size ({self.train.batch_size}) must be a multiple of "
                               f"data.num_repeats ({self.data.num_repeats}): each video brings that many clips")
+        if not self.output_dir:
+            raise ConfigError("output_dir is empty: name the run's folder")
+        self._check_geometry()
+
+    def _check_geometry(self) -> None:
+        """The model must exist and cut the clip into whole mask units (checked before any build)."""
+        from .models.registry import model_geometry
+        try:
+            geometry = model_geometry(self.model.name)
+        except ValueError as e:
+            raise ConfigError(f"model.name: {e}") from None
+        if geometry is None:  # an image model or one we cannot describe: the build will tell
+            return
+        (pt, ph, pw), (mt, mh, mw) = geometry
+        unit_t, unit_h = pt * mt, ph * mh
+        if self.data.crop_size % unit_h or (ph * mh != pw * mw):
+            raise ConfigError(f"data.crop_size ({self.data.crop_size}) must be a multiple of {unit_h}: "
+                              f"{self.model.name} cuts frames into mask units of {unit_h}x{pw * mw} pixels")
+        if self.data.num_frames % unit_t:
+            raise ConfigError(f"data.num_frames ({self.data.num_frames}) must be a multiple of {unit_t}: "
+                              f"{self.model.name} cuts clips into mask units of {unit_t} frames")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> "Config":
@@ -201,6 +264,16 @@ class Config:
 def _check_range(key: str, value: float, low: float, high: float, low_open: bool = False) -> None:
     if not (low < value <= high if low_open else low <= value <= high):
         raise ConfigError(f"{key} must be in {'(' if low_open else '['}{low}, {high}], got {value}")
+
+
+def _at_least(key: str, value: float, low: float) -> None:
+    if not value >= low:
+        raise ConfigError(f"{key} must be >= {low}, got {value}")
+
+
+def _positive(key: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{key} must be > 0, got {value}")
 
 
 def _keys(cls) -> list[str]:
@@ -247,9 +320,12 @@ def _check_type(key: str, value: Any, annotation: Any, source: str) -> Any:
     if annotation is float and isinstance(value, str):
         # YAML 1.1 (PyYAML) reads 2e-3 as a string (it wants 2.0e-3); nobody means a string there.
         try:
-            return float(value)
+            value = float(value)
         except ValueError:
             pass
+    if annotation is float and isinstance(value, float) and not math.isfinite(value):
+        # .inf / .nan would only surface after updates (a NaN lr trains NaN weights)
+        raise ConfigError(f"{source}: {key} must be a finite number, got {value}")
     if annotation is int and isinstance(value, bool):
         raise ConfigError(f"{source}: {key} must be int, got {value!r}")
     if not isinstance(value, annotation):
@@ -271,8 +347,8 @@ def _build(cls, data: Any, prefix: str, source: str):
         if key not in fields:
             raise _unknown_key(prefix + str(key), source)
         annotation = hints[key]
-        if dataclasses.is_dataclass(annotation):
-            kwargs[key] = _build(annotation, value or {}, f"{prefix}{key}.", source)
+        if dataclasses.is_dataclass(annotation):  # a section; `train:` with nothing under it is empty
+            kwargs[key] = _build(annotation, {} if value is None else value, f"{prefix}{key}.", source)
         else:
             kwargs[key] = _check_type(prefix + key, value, annotation, source)
     try:
@@ -296,30 +372,116 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     node = data
     parts = key.split(".")
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        if node.get(part) is None:  # absent, or an empty `section:` in the file
+            node[part] = {}
+        node = node[part]
         if not isinstance(node, dict):
             raise ConfigError(f"override {key}: {part!r} is not a section")
     node[parts[-1]] = value
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """`yaml.safe_load` that refuses a key given twice in one mapping (PyYAML keeps the last one
+    silently, so `lr` set twice in a long file would quietly train with the second)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if key in seen:
+                    raise ConfigError(f"key {key!r} appears twice (lines {seen[key]} and "
+                                      f"{key_node.start_mark.line + 1})")
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's contents, safely (no tags executed, no duplicate keys); errors name the file."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # a BOM from a Windows editor is harmless
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}, line {line}); save it as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a YAML config (`yaml.safe_load`), apply `key=value` overrides, validate."""
+    """Read a YAML config (`yaml.safe_load` rules), apply `key=value` overrides, validate. Without a
+    path, the defaults (for code that fills in the rest); a file must hold a mapping of sections."""
     data: dict[str, Any] = {}
     source = str(path) if path else "defaults"
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        data = read_yaml(path)
+        if data is None:  # an empty file would silently train the defaults (a 400-class Hiera-B)
+            raise ConfigError(f"{path}: the file is empty; a config sets at least model, data and "
+                              f"output_dir (see configs/*.yaml)")
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config must be a mapping of sections (model:, data:, train:, ...), "
+                              f"got a {type(data).__name__}")
     for override in overrides:
         apply_override(data, override)
     return Config.from_dict(data, source)
 
 
+_LIST_HELP = ("make lists with tools/prepare_kinetics.py or tools/prepare_ssv2.py (formats: data_lists/README.md), "
+              "then set it in the config or as {key}=PATH")
+
+
+def check_paths(cfg: Config) -> None:
+    """The files and folders a run reads exist: checked before any download, model build or output,
+    each error naming its config key. (What is inside them is checked as they are read.)"""
+    def need_file(key: str, value: str | None, help_text: str = "") -> None:
+        if value and not Path(value).is_file():
+            what = "is a folder, not a file" if Path(value).is_dir() else "does not exist"
+            raise ConfigError(f"{key}: {value} {what}" + (f"; {help_text}" if help_text else ""))
+
+    def need_dir(key: str, value: str | None) -> None:
+        if value and not Path(value).is_dir():
+            raise ConfigError(f"{key}: {value} is not a folder")
+
+    d, a = cfg.data, cfg.ava
+    if cfg.task == "ava":
+        if not a.frames_root and not a.video_root:
+            raise ConfigError("task ava needs ava.frames_root (extracted frames) or ava.video_root (videos)")
+        need_dir("ava.frames_root", a.frames_root)
+        need_dir("ava.video_root", a.video_root)
+        if not a.train_annotations:
+            raise ConfigError("ava.train_annotations is not set (ava_train_v2.2.csv)")
+        for key in ("train_annotations", "val_annotations", "labelmap", "train_exclusions", "val_exclusions",
+                    "train_proposals", "val_proposals"):
+            need_file(f"ava.{key}", getattr(a, key))
+    else:
+        if not d.train_list:
+            raise ConfigError("data.train_list is not set: " + _LIST_HELP.format(key="data.train_list"))
+        need_file("data.train_list", d.train_list, _LIST_HELP.format(key="data.train_list"))
+        need_file("data.val_list", d.val_list, _LIST_HELP.format(key="data.val_list"))
+        need_dir("data.root", d.root)
+    _check_pretrained(cfg.model.name, cfg.model.pretrained)
+
+
+def _check_pretrained(name: str, pretrained: str | None) -> None:
+    """A URL or a tag of the model passes (downloaded later); anything else must be a local path."""
+    if not pretrained or pretrained.startswith(("http://", "https://")):
+        return
+    from .models.registry import PRETRAINED
+    tags = PRETRAINED.get(name, {})
+    if pretrained in tags or Path(pretrained).expanduser().exists():
+        return
+    known = f"tags of {name}: {', '.join(tags)}" if tags else f"{name} has no downloadable tags"
+    raise ConfigError(f"model.pretrained: {pretrained} is neither an existing file or folder nor a checkpoint "
+                      f"tag ({known})")
+
+
 def save_config(cfg: Config, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    atomic_write(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -10,8 +10,11 @@ One loop for one CPU, many GPUs, many nodes, FSDP or DeepSpeed: all of that come
   own generator, so making an iterator never touches the global RNG, which drop path, random erasing
   and mixup use and which Accelerate saves. A run killed at any point and resumed from its last
   checkpoint ends with the same weights as an uninterrupted one (bitwise on CPU).
-* **Atomic checkpoints.** `output_dir/checkpoints/step_N` is written as `.tmp_step_N` and renamed; the
-  `latest` file names the newest complete one. Nothing is parsed out of folder names.
+* **Checkpoints that cannot run code or lose a run** (`engine/state.py`): written atomically with a
+  manifest of sizes and hashes, read without unpickling; resume verifies them and falls back to the
+  newest intact one. A fresh run never writes into a folder that holds any part of a run.
+* **Cheap checks first.** Config values, lists, roots and checkpoint paths are checked before any
+  download or model build, and a start that fails leaves nothing behind.
 * **No silent corruption.** A non-finite loss stops the run naming the update (or skips the update,
   `train.on_nonfinite=skip`) before any weight changes.
 * **Exact validation.** Predictions are gathered with their video ids and de-duplicated, so padding
@@ -24,25 +27,26 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from ..config import Config, save_config
-from ..data.datasets import BadVideos, BatchAugment, ClipDataset, MultiViewDataset, collate_clips, collate_views
+from ..config import Config, check_paths, save_config
+from ..data.datasets import (BadVideos, BatchAugment, ClipDataset, MultiViewDataset, TooManyBadVideos, collate_clips,
+                             collate_views)
 from ..data.lists import read_list
 from ..data.mix import Mixup, soft_target_cross_entropy
 from ..data.transforms import RandAugment
-from ..fileio import atomic_write
+from ..fileio import atomic_write, remove_stale_temporaries
 from ..models import create_model, save_model
+from ..models.checkpoints import CheckpointError
 from ..models.detection import ava_loss
 from . import ava
 from .evaluate import predict_views, topk_accuracy
 from .optim import ModelEma, build_optimizer, build_scheduler
+from .state import TrainState, find_resumable, latest_checkpoint, load_checkpoint, save_checkpoint  # noqa: F401
 
 logger = logging.getLogger("hiera_video")
 
@@ -53,24 +57,6 @@ class NonFiniteLossError(RuntimeError):
 
 # The validation figure that picks model_best.pt, per task, and whether higher is better.
 BEST_METRIC = {"classify": ("val_top1", True), "mae": ("val_loss", False), "ava": ("val_map", True)}
-
-
-@dataclass
-class TrainState:
-    """Progress counters, checkpointed with the model (Accelerate `register_for_checkpointing`)."""
-    epoch: int = 0  # the epoch in progress
-    step_in_epoch: int = 0  # optimizer updates done in it
-    global_step: int = 0  # optimizer updates done in all
-    best_value: float = math.nan  # of the task's validation metric (BEST_METRIC): model_best.pt
-    best_epoch: int = -1
-    skipped_updates: int = 0  # non-finite updates skipped (on_nonfinite=skip)
-
-    def state_dict(self) -> dict:
-        return asdict(self)
-
-    def load_state_dict(self, state: dict) -> None:
-        for k, v in state.items():
-            setattr(self, k, v)
 
 
 class EpochSampler(Sampler):
@@ -130,7 +116,7 @@ def train_dataset(cfg: Config) -> ClipDataset:
     return ClipDataset(entries, num_frames=d.num_frames,
                        sampling_rate=d.sampling_rate, target_fps=d.target_fps, sampling_mode=d.sampling_mode,
                        crop_size=d.crop_size, scale=tuple(d.scale), hflip=d.hflip, randaug=randaug,
-                       num_repeats=d.num_repeats, backend=d.backend)
+                       randaug_order=d.randaug_order, num_repeats=d.num_repeats, backend=d.backend)
 
 
 def eval_dataset(cfg: Config, list_path: str, temporal: int, spatial: int) -> MultiViewDataset:
@@ -140,7 +126,7 @@ def eval_dataset(cfg: Config, list_path: str, temporal: int, spatial: int) -> Mu
     return MultiViewDataset(entries,
                             num_frames=d.num_frames, sampling_rate=d.sampling_rate, target_fps=d.target_fps,
                             sampling_mode=d.sampling_mode, crop_size=d.crop_size, num_temporal_clips=temporal,
-                            num_spatial_crops=spatial, backend=d.backend)
+                            num_spatial_crops=spatial, test_short_side=d.test_short_side, backend=d.backend)
 
 
 def _loader_kwargs(cfg: Config) -> dict:
@@ -153,42 +139,32 @@ def _loader_kwargs(cfg: Config) -> dict:
 # ------------------------------------------------------------------------------------------------
 # Checkpoints
 # ------------------------------------------------------------------------------------------------
-def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    pointer = Path(output_dir) / "checkpoints" / "latest"
-    if not pointer.is_file():
-        return None
-    folder = pointer.parent / pointer.read_text().strip()
-    return folder if folder.is_dir() else None
-
-
-def save_checkpoint(accelerator, output_dir: Path, state: TrainState, keep: int) -> Path:
-    """Full training state (model, optimizer, scheduler, scaler, RNG, counters, EMA) written atomically."""
-    root = output_dir / "checkpoints"
-    name = f"step_{state.global_step:08d}"
-    tmp = root / f".tmp_{name}"
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        final = root / name
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        pointer = root / ".latest.tmp"
-        pointer.write_text(name + "\n")
-        os.replace(pointer, root / "latest")
-        done = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_"))
-        for old in done[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
-        logger.info("checkpoint %s", root / name)
-    accelerator.wait_for_everyone()
-    return root / name
-
-
 def _append_metrics(path: Path, row: dict) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The rows of metrics.jsonl. A last line cut short (a kill or a full disk mid-write) is dropped
+    with a warning; any other bad line is an error naming the file and line."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
+                raise ValueError("not a row of epoch metrics")
+        except ValueError as e:
+            if i == len(lines) - 1:  # no newline after it: the write never finished
+                logger.warning("%s: dropping an incomplete last line (%d bytes): %s", path, len(line), e)
+                continue
+            raise CheckpointError(f"{path}, line {i + 1}: not a metrics row ({e}); fix or remove the line") from None
+        rows.append(row)
+    return rows
 
 
 def _trim_metrics(path: Path, completed_epochs: int) -> None:
@@ -196,9 +172,53 @@ def _trim_metrics(path: Path, completed_epochs: int) -> None:
     crash). Lines count epochs from 1, so the first `completed_epochs` stay."""
     if not path.exists():
         return
-    rows = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["epoch"] <= completed_epochs]
-    atomic_write(path, "".join(r + "\n" for r in rows))
+    rows = [r for r in read_metrics(path) if r["epoch"] <= completed_epochs]
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+# What a run leaves in its folder. A fresh run refuses a folder holding any of it; a resume without an
+# intact checkpoint refuses one holding results (weights, metrics, checkpoints) rather than restart
+# over them, but may start over a folder with only the config of a run killed before its first
+# checkpoint.
+RESULTS = ("model_best.pt", "model_last.pt", "metrics.jsonl", "checkpoints")
+SETUP = ("config.yaml", "tensorboard")
+
+
+def run_artefacts(out: Path) -> list[str]:
+    found = []
+    for name in RESULTS + SETUP:
+        p = out / name
+        if p.is_dir() and any(p.iterdir()) or p.is_file():
+            found.append(name)
+    return found
+
+
+def _resume_point(cfg: Config) -> tuple[Path | None, list[str]]:
+    """Decide where the run starts (main process): (checkpoint or None, warnings). Raises when a
+    fresh start would overwrite a run, or a resume finds results but no intact checkpoint."""
+    out = Path(cfg.output_dir)
+    for d in (out, out / "checkpoints"):
+        for p in remove_stale_temporaries(d):
+            logger.warning("removed %s, left by a process killed while writing it", p)
+    artefacts = run_artefacts(out)
+    if not cfg.train.resume:
+        if artefacts:
+            raise FileExistsError(f"{out} already holds a run ({', '.join(artefacts)}); continue it with "
+                                  f"train.resume=true, or choose another output_dir (nothing was overwritten)")
+        return None, []
+    folder, passed = find_resumable(out)
+    if folder is not None:
+        notes = [f"damaged checkpoint passed over: {why}" for why in passed]
+        if passed:
+            notes.append(f"resuming from {folder}, the newest intact checkpoint")
+        return folder, notes
+    results = [a for a in artefacts if a in RESULTS]
+    if results:
+        why = "; ".join(passed) if passed else "none was written"
+        raise CheckpointError(f"train.resume=true but {out} has no intact checkpoint ({why}). It holds "
+                              f"{', '.join(results)}, which starting from the beginning would overwrite: move "
+                              f"them away, or choose another output_dir")
+    return None, [f"train.resume=true but {out} has no checkpoint yet; starting from the beginning"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -210,6 +230,9 @@ def train(cfg: Config) -> dict:
     from accelerate.utils import ProjectConfiguration, set_seed
     from tqdm import tqdm
 
+    from accelerate.utils import broadcast_object_list
+
+    check_paths(cfg)  # lists, roots, checkpoint paths: before any download, model build or folder
     out = Path(cfg.output_dir)
     has_tb = _tensorboard_available()
     accelerator = Accelerator(
@@ -219,18 +242,24 @@ def train(cfg: Config) -> dict:
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "tensorboard")),
         dataloader_config=DataLoaderConfiguration(even_batches=True, use_seedable_sampler=False))
     set_seed(cfg.train.seed)
-    existing = latest_checkpoint(out)
-    if existing is not None and not cfg.train.resume:
-        raise FileExistsError(f"{out} already holds a run (latest checkpoint {existing}); continue it with "
-                              f"train.resume=true, or choose another output_dir (nothing was overwritten)")
-    resume_from = existing if cfg.train.resume else None
-    if cfg.train.resume and resume_from is None and accelerator.is_main_process:
-        logger.warning("train.resume=true but %s has no checkpoint yet; starting from the beginning", out)
+    # The main process decides where the run starts and tells the others (one reading of the folder).
+    decision: list = [None]
     if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
+        try:
+            folder, notes = _resume_point(cfg)
+            decision = [(str(folder) if folder else None, notes, None)]
+        except (FileExistsError, CheckpointError) as e:
+            decision = [(None, [], (type(e).__name__, str(e)))]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(decision)
+    folder, notes, failure = decision[0]
+    if failure is not None:
+        raise (FileExistsError if failure[0] == "FileExistsError" else CheckpointError)(failure[1])
+    resume_from = Path(folder) if folder else None
+    if accelerator.is_main_process:
+        for note in notes:
+            logger.warning("%s", note)
 
-    model = build_model(cfg)
     ava_scorer = None
     if cfg.task == "ava":
         from ..data.ava import collate_ava
@@ -244,6 +273,7 @@ def train(cfg: Config) -> dict:
         train_ds = train_dataset(cfg)
         val_ds = eval_dataset(cfg, cfg.data.val_list, 1, 1) if cfg.data.val_list else None
         collate_train, collate_eval = collate_clips, collate_views
+    model = build_model(cfg)  # after the lists are read: a bad list fails before any download
     sampler = EpochSampler(len(train_ds), cfg.train.seed)
     videos_per_step = cfg.train.batch_size // cfg.data.num_repeats
     train_loader = DataLoader(train_ds, batch_size=videos_per_step, sampler=sampler, drop_last=True,
@@ -267,23 +297,24 @@ def train(cfg: Config) -> dict:
     total_steps = steps_per_epoch * cfg.train.epochs
     scheduler = build_scheduler(optimizer, round(cfg.optim.warmup_epochs * steps_per_epoch), total_steps,
                                 cfg.optim.min_lr / lr)
-    accelerator.register_for_checkpointing(scheduler)
     state = TrainState()
-    accelerator.register_for_checkpointing(state)
     ema = ModelEma(accelerator.unwrap_model(model), cfg.train.ema_decay) if cfg.train.ema else None
-    if ema is not None:
-        accelerator.register_for_checkpointing(ema)
     if resume_from is not None:
-        accelerator.load_state(str(resume_from))
+        load_checkpoint(resume_from, accelerator, state, model, optimizer, scheduler, ema)
         logger.info("resumed from %s: epoch %d, update %d of the epoch, %d in all", resume_from, state.epoch,
                     state.step_in_epoch, state.global_step)
+    # Only now, with data, model and state in hand, does the run leave anything in its folder.
     if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
         _trim_metrics(out / "metrics.jsonl", state.epoch)
         logger.info("%s: %d training videos, %d clips per update (%d per process x %d processes x %d "
                     "accumulated), lr %.3g (%.3g at %d clips), %d updates per epoch", cfg.model.name,
                     len(train_ds), global_batch, cfg.train.batch_size, accelerator.num_processes,
                     cfg.train.grad_accum, lr, cfg.optim.lr, cfg.optim.lr_batch_size, steps_per_epoch)
     accelerator.init_trackers("hiera_video")
+    checkpoint = lambda: save_checkpoint(accelerator, out, state, model, optimizer, scheduler, ema,  # noqa: E731
+                                         cfg.train.keep_checkpoints)
 
     is_mae, is_ava = cfg.task == "mae", cfg.task == "ava"
     if is_mae or is_ava:  # pixels or boxes are the target: no erasing, no mixing
@@ -305,10 +336,13 @@ def train(cfg: Config) -> dict:
                    desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=not accelerator.is_main_process,
                    dynamic_ncols=True)
         start, clips = time.perf_counter(), 0
-        loss_sum = torch.zeros((), device=accelerator.device)
-        loss_count = 0
+        # A resumed epoch carries on the sums of its first part (kept in the checkpoint, counted once).
+        carry = accelerator.is_main_process and state.step_in_epoch > 0
+        loss_sum = torch.full((), state.epoch_loss_sum if carry else 0.0, device=accelerator.device)
+        loss_count = state.epoch_loss_count if carry else 0
+        bad_videos.count = state.epoch_bad_videos if carry else 0
         nonfinite = torch.zeros((), device=accelerator.device)
-        for batch in loader:
+        for batch in _batches(loader):
             bad_videos.update(batch["bad"])
             with accelerator.accumulate(model):
                 x, target = augment(batch["video"], batch.get("label"))
@@ -354,16 +388,17 @@ def train(cfg: Config) -> dict:
                 bar.set_postfix(loss=f"{loss_sum.item() / max(loss_count, 1):.4f}",
                                 lr=f"{scheduler.get_last_lr()[-1]:.2e}", clips_s=f"{rate:.1f}")
             if state.global_step % cfg.train.checkpoint_every == 0 and state.step_in_epoch < steps_per_epoch:
-                save_checkpoint(accelerator, out, state, cfg.train.keep_checkpoints)
+                state.epoch_loss_sum = accelerator.reduce(loss_sum.clone(), "sum").item()
+                state.epoch_loss_count = int(_reduce_int(accelerator, loss_count))
+                state.epoch_bad_videos = int(_reduce_int(accelerator, bad_videos.count))
+                checkpoint()
             if state.step_in_epoch >= steps_per_epoch or (cfg.train.max_steps and
                                                           state.global_step >= cfg.train.max_steps):
                 break
         bar.close()
         elapsed = time.perf_counter() - start
-        train_loss = accelerator.reduce(loss_sum, "sum").item() / max(accelerator.reduce(
-            torch.tensor(float(loss_count), device=accelerator.device), "sum").item(), 1)
-        skipped = int(accelerator.reduce(torch.tensor(float(bad_videos.end_epoch()), device=accelerator.device),
-                                         "sum").item())
+        train_loss = accelerator.reduce(loss_sum.clone(), "sum").item() / max(_reduce_int(accelerator, loss_count), 1)
+        skipped = int(_reduce_int(accelerator, bad_videos.end_epoch()))
         metrics = {"epoch": epoch + 1, "step": state.global_step, "lr": scheduler.get_last_lr()[-1],
                    "train_loss": train_loss, "clips_per_s": clips * accelerator.num_processes / max(elapsed, 1e-9),
                    "skipped_videos": skipped}
@@ -388,6 +423,7 @@ def train(cfg: Config) -> dict:
                            val_unreadable=len(unreadable))
         state.epoch += 1
         state.step_in_epoch = 0
+        state.epoch_loss_sum, state.epoch_loss_count, state.epoch_bad_videos = 0.0, 0, 0
         # Every process takes part: FSDP/DeepSpeed gather the full weights here.
         weights = ema.state_dict() if ema is not None else accelerator.get_state_dict(model)
         metrics["weights_in_sync"] = _weights_in_sync(accelerator, model)
@@ -408,14 +444,34 @@ def train(cfg: Config) -> dict:
             logger.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                               for k, v in metrics.items() if k != "epoch"))
         accelerator.log({k: v for k, v in metrics.items() if k != "epoch"}, step=state.global_step)
-        save_checkpoint(accelerator, out, state, cfg.train.keep_checkpoints)
+        checkpoint()
         if cfg.train.max_steps and state.global_step >= cfg.train.max_steps:
             break
     accelerator.end_training()
-    if not metrics and (out / "metrics.jsonl").exists():  # resumed a finished run: report its last epoch
-        lines = (out / "metrics.jsonl").read_text().splitlines()
-        metrics = json.loads(lines[-1]) if lines else {}
+    if not metrics:  # resumed a finished run: report its last epoch
+        rows = read_metrics(out / "metrics.jsonl")
+        metrics = rows[-1] if rows else {}
     return metrics
+
+
+def _batches(loader):
+    """The loader's batches; a worker's TooManyBadVideos comes out as its own message, without the
+    worker traceback the DataLoader wraps around it."""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except TooManyBadVideos as e:
+            raise TooManyBadVideos(TooManyBadVideos.message_of(e)) from None
+        yield batch
+
+
+def _reduce_int(accelerator, n: int) -> int:
+    if accelerator.num_processes == 1:
+        return int(n)
+    return int(accelerator.reduce(torch.tensor(float(n), device=accelerator.device), "sum").item())
 
 
 @torch.no_grad()
@@ -438,6 +494,8 @@ def _checkpoint_info(cfg: Config) -> dict:
     if d.classes and Path(d.classes).is_file():
         from ..data.lists import read_classes
         info["classes"] = read_classes(d.classes)
+    elif d.classes:  # only reports use the names: not worth stopping a run for
+        logger.warning("data.classes: %s does not exist; checkpoints will not record class names", d.classes)
     return info
 
 

@@ -20,13 +20,15 @@ import logging
 import math
 import os
 import pickle
-import tempfile
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from .. import fileio
 
 logger = logging.getLogger("hiera_video")
 
@@ -75,25 +77,41 @@ def _harmless_globals() -> list:
     return found
 
 
-def _torch_load(path: str) -> Any:
+def torch_load_untrusted(path: str | os.PathLike, allowed: list | None = None) -> Any:
+    """`torch.load(path, weights_only=True)` with errors that say what is wrong: a file that would
+    construct an object (a pickle of code) names the refused global and is never loaded; a damaged
+    or foreign file says so. torch's own advice to retry with weights_only=False is never shown."""
     try:
-        with torch.serialization.safe_globals(_harmless_globals()):
+        with torch.serialization.safe_globals(_harmless_globals() if allowed is None else allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "Unsupported global" not in str(e):  # not a pickle of objects: a damaged or foreign file
+        refused = _refused_global(e)
+        if refused is None:  # not a pickle of objects: a damaged or foreign file
             raise CheckpointError(f"{path}: not a readable torch checkpoint ({_reason(e)})") from None
         raise CheckpointError(
-            f"{path}: refused to unpickle a non-tensor object (torch.load weights_only=True: a checkpoint is "
-            f"untrusted input). {_reason(e)}. If you trust the file, extract its state dict yourself "
-            f"and save it with torch.save or safetensors.") from None
-    except (RuntimeError, EOFError, OSError) as e:
+            f"{path}: not a plain checkpoint: it asks to construct {refused}, which was refused (a checkpoint "
+            f"is untrusted input and is read with torch.load(weights_only=True); nothing in it was run). "
+            f"If you made the file yourself, save its tensors with torch.save(state_dict) or safetensors.") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from None
 
 
+_torch_load = torch_load_untrusted
+
+
+def _refused_global(e: Exception) -> str | None:
+    """The global torch's weights-only unpickler refused (its wording changes across versions:
+    "Unsupported global: GLOBAL x.y", "unsupported GLOBAL x.y whose module x is blocked")."""
+    m = re.search(r"unsupported global:?\s+(?:GLOBAL\s+)?([\w.]+)", str(e), flags=re.IGNORECASE)
+    return m.group(1) if m else None
+
+
 def _reason(e: Exception) -> str:
-    """The informative line of torch.load's long weights_only message."""
+    """The informative line of torch.load's long weights_only message (never its advice)."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    line = next((line for line in lines if "Unsupported" in line), lines[0] if lines else type(e).__name__)
+    lines = [line for line in lines if "weights_only" not in line and "Please file an issue" not in line
+             and not line.startswith("Check the documentation")]
+    line = next((line for line in lines if "nsupported" in line), lines[0] if lines else type(e).__name__)
     return line.split(" was not an allowed global")[0].replace("WeightsUnpickler error: ", "")
 
 
@@ -367,21 +385,24 @@ def load_pretrained(model: torch.nn.Module, checkpoint: Checkpoint | str | os.Pa
 # ------------------------------------------------------------------------------------------------
 # Writing
 # ------------------------------------------------------------------------------------------------
+def _nbytes(obj: Any) -> int:
+    """Bytes of the tensors in a nested checkpoint object (what a write of it needs, roughly)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    return 0
+
+
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """torch.save to a temporary file in the same folder, fsync, then rename: a reader (or a run
-    killed mid-write) sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    killed mid-write) sees the old file or the new one, never half of one. A full disk raises
+    `DiskFullError` naming the path and the size, and leaves no temporary file."""
+    with fileio.atomic_path(path, needed=_nbytes(obj), durable=True) as tmp:
+        with fileio.open_for_write(tmp) as f:
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(model: torch.nn.Module, path: str | os.PathLike, state_dict: dict | None = None,
@@ -393,13 +414,12 @@ def save_model(model: torch.nn.Module, path: str | os.PathLike, state_dict: dict
     sd = {k: v.detach().cpu().contiguous() for k, v in (state_dict or model.state_dict()).items()}
     name = getattr(model, "name", None)
     if str(path).endswith(".safetensors"):
-        from safetensors.torch import save_file
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        from safetensors.torch import save
         meta = {"format": FORMAT, "model_config": json.dumps(model.config), "model_name": name or ""}
         meta.update({k: json.dumps(v) for k, v in extra.items()})
-        save_file(sd, str(tmp), metadata=meta)
-        os.replace(tmp, path)
+        payload = save(sd, metadata=meta)
+        with fileio.atomic_path(path, needed=len(payload), durable=True) as tmp:
+            with fileio.open_for_write(tmp) as f:
+                f.write(payload)
         return
     atomic_save({"format": FORMAT, "model": sd, "model_config": dict(model.config), "model_name": name, **extra}, path)

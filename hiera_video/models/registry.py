@@ -152,6 +152,17 @@ def create_ava_model(name: str, pretrained=None, **overrides):
     return model
 
 
+def model_geometry(name: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(patch_stride, mask_unit_size) of a registered video model (an `mae_` name: its encoder's),
+    without building it; None for image models. Unknown names raise naming the closest ones."""
+    if name not in _MODELS:
+        raise _unknown(name)
+    arch = _ARCHS.get(name[len("mae_"):] if name.startswith("mae_") else name)
+    if arch is None or len(arch["patch_stride"]) != 3:
+        return None
+    return tuple(arch["patch_stride"]), tuple(arch["mask_unit_size"])
+
+
 def _unknown(name: str) -> ValueError:
     close = difflib.get_close_matches(name, list(_MODELS), n=3)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

@@ -1,0 +1,382 @@
+"""Resumable training state: written atomically, verified before use, read without unpickling.
+
+A checkpoint is a folder `output_dir/checkpoints/step_N/`:
+
+    model.safetensors   the (full) model weights
+    optimizer.pt        optimizer.state_dict()          torch.save; read with weights_only=True
+    scheduler.pt        lr scheduler state              idem
+    scaler.pt           fp16 gradient scaler state      idem, only with fp16
+    ema.safetensors     EMA weights                     only with train.ema
+    rng_{rank}.pt       each process's RNG states       tensors and ints only
+    state.json          progress counters (TrainState)
+    manifest.json       written last: format, step, processes, and size + SHA-256 of every file
+
+Accelerate's `save_state` would pickle the counters and the RNG states, and its `load_state` would
+unpickle them: a run folder on a shared filesystem could then run code on resume. Nothing here is
+unpickled: JSON, safetensors and `torch.load(weights_only=True)`.
+
+A checkpoint is written as `.tmp_step_N/` and renamed when complete, then `latest` names it. On
+resume every candidate is verified against its manifest (every file present, sizes and hashes
+equal); a damaged or missing newest checkpoint falls back to the newest intact one with a warning
+naming both, and no intact checkpoint at all is an error, never a silent restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import shutil
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import fileio
+from ..models.checkpoints import CheckpointError, torch_load_untrusted
+
+logger = logging.getLogger("hiera_video")
+
+FORMAT = "hiera-video-train-state/1"
+POINTER = "latest"
+
+
+@dataclass
+class TrainState:
+    """Progress counters, checkpointed as JSON."""
+    epoch: int = 0  # the epoch in progress
+    step_in_epoch: int = 0  # optimizer updates done in it
+    global_step: int = 0  # optimizer updates done in all
+    best_value: float = float("nan")  # of the task's validation metric (BEST_METRIC): model_best.pt
+    best_epoch: int = -1
+    skipped_updates: int = 0  # non-finite updates skipped (on_nonfinite=skip)
+    # Running sums of the epoch in progress, over all processes, so that a resumed epoch reports the
+    # same train_loss and skipped-video count as an uninterrupted one.
+    epoch_loss_sum: float = 0.0
+    epoch_loss_count: int = 0
+    epoch_bad_videos: int = 0
+
+    def to_json(self) -> str:
+        # NaN is not JSON; null stands for "no best yet"
+        d = {k: (None if isinstance(v, float) and v != v else v) for k, v in asdict(self).items()}
+        return json.dumps(d, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> "TrainState":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{source}: not valid JSON ({e})") from None
+        known = {f.name: f for f in fields(cls)}
+        if not isinstance(d, dict) or set(d) - set(known):
+            raise CheckpointError(f"{source}: not a training state (keys {sorted(d) if isinstance(d, dict) else d})")
+        out = cls()
+        for k, v in d.items():
+            want = float if known[k].type in ("float", float) else int
+            if v is None and want is float:
+                v = float("nan")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (want is int and not isinstance(v, int)):
+                raise CheckpointError(f"{source}: {k} must be a number, got {v!r}")
+            setattr(out, k, want(v))
+        return out
+
+
+# ------------------------------------------------------------------------------------------------
+# RNG states as plain tensors and ints
+# ------------------------------------------------------------------------------------------------
+def rng_state() -> dict[str, Any]:
+    """Every RNG the training step draws from (drop path, erasing, mixup, masks): Python, NumPy,
+    torch CPU and the current CUDA device."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": torch.tensor(internal, dtype=torch.int64), "python_version": version,
+             "python_gauss": gauss, "numpy_keys": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": int(pos),
+             "numpy_has_gauss": int(has_gauss), "numpy_cached": float(cached), "numpy_kind": kind,
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any], source: str) -> None:
+    try:
+        random.setstate((state["python_version"], tuple(state["python"].tolist()), state["python_gauss"]))
+        np.random.set_state((state["numpy_kind"], state["numpy_keys"].numpy().astype(np.uint32),
+                             state["numpy_pos"], state["numpy_has_gauss"], state["numpy_cached"]))
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        raise CheckpointError(f"{source}: not a valid RNG state ({type(e).__name__}: {e})") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# Writing
+# ------------------------------------------------------------------------------------------------
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _nbytes(obj: Any) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    return 64
+
+
+def _write_torch(path: Path, obj: Any) -> None:
+    with fileio.open_for_write(path) as f:
+        torch.save(obj, f)
+
+
+def _write_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save
+    payload = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    with fileio.open_for_write(path) as f:
+        f.write(payload)
+
+
+def _write_text(path: Path, text: str) -> None:
+    with fileio.open_for_write(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+def save_checkpoint(accelerator, output_dir: Path, state: TrainState, model, optimizer, scheduler,
+                    ema=None, keep: int = 2) -> Path:
+    """Write the full training state as `checkpoints/step_N` (all processes call this). A write that
+    fails on any process (a full disk) removes the half-written folder and raises on every process;
+    the previous checkpoint and `latest` are untouched."""
+    root = Path(output_dir) / "checkpoints"
+    name = f"step_{state.global_step:08d}"
+    tmp, final = root / f".tmp_{name}", root / name
+    main = accelerator.is_main_process
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    # Every process takes part in gathering the weights (FSDP/DeepSpeed); the main one writes them.
+    weights = accelerator.get_state_dict(model)
+    parts: dict[str, tuple] = {f"rng_{accelerator.process_index}.pt": (_write_torch, rng_state())}
+    if main:
+        parts["model.safetensors"] = (_write_safetensors, weights)
+        parts["optimizer.pt"] = (_write_torch, optimizer.state_dict())
+        parts["scheduler.pt"] = (_write_torch, scheduler.state_dict())
+        if accelerator.scaler is not None:
+            parts["scaler.pt"] = (_write_torch, accelerator.scaler.state_dict())
+        if ema is not None:
+            parts["ema.safetensors"] = (_write_safetensors, ema.state_dict())
+        parts["state.json"] = (_write_text, state.to_json())
+    needed = sum(_nbytes(obj) if not isinstance(obj, str) else len(obj) for _, obj in parts.values())
+    error: BaseException | None = None
+    for file, (write, obj) in parts.items():
+        try:
+            write(tmp / file, obj)
+        except Exception as e:  # noqa: BLE001 - reported below, on every process
+            error = fileio.disk_full_error(tmp / file, needed, e) if fileio.is_disk_full(e) else e
+            break
+    failed = _any(accelerator, error is not None)
+    if failed:
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        if error is None:
+            error = RuntimeError(f"another process failed to write its part of checkpoint {final}")
+        raise CheckpointWriteError(f"checkpoint {final} not written: {error}; the previous checkpoint "
+                                   f"({_pointer_target(root) or 'none'}) is untouched") from error
+    if main:
+        try:
+            files = sorted(p.name for p in tmp.iterdir())
+            manifest = {"format": FORMAT, "step": state.global_step, "epoch": state.epoch,
+                        "num_processes": accelerator.num_processes,
+                        "files": {f: {"bytes": (tmp / f).stat().st_size, "sha256": _sha256(tmp / f)} for f in files}}
+            _write_text(tmp / "manifest.json", json.dumps(manifest, indent=1))
+            for f in files + ["manifest.json"]:
+                fileio.fsync_path(tmp / f)
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+            fileio.atomic_write(root / POINTER, name + "\n")
+            fileio.fsync_path(root)
+        except Exception as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if fileio.is_disk_full(e):
+                e = fileio.disk_full_error(tmp / "manifest.json", needed, e)
+            raise CheckpointWriteError(f"checkpoint {final} not written: {e}; the previous checkpoint "
+                                       f"is untouched") from e
+        _prune(root, keep)
+        logger.info("checkpoint %s", final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (the message says why, e.g. the disk is full)."""
+
+
+def _any(accelerator, flag: bool) -> bool:
+    if accelerator.num_processes == 1:
+        return flag
+    t = torch.tensor(float(flag), device=accelerator.device)
+    return bool(accelerator.reduce(t, "sum").item() > 0)
+
+
+def _prune(root: Path, keep: int) -> None:
+    """Keep the `keep` newest intact checkpoints (by the step their manifest records) and delete
+    older ones; damaged folders older than the oldest kept go too."""
+    found = []
+    for p in root.iterdir():
+        if p.is_dir() and p.name.startswith("step_"):
+            found.append((_manifest_step(p), p))
+    found.sort(key=lambda sp: sp[0])
+    intact = [p for s, p in found if s is not None]
+    kept = set(intact[-keep:])
+    oldest_kept = min((s for s, p in found if p in kept), default=None)
+    for step, p in found:
+        if p in kept:
+            continue
+        if step is not None or oldest_kept is not None:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _manifest_step(folder: Path) -> int | None:
+    try:
+        m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        return int(m["step"]) if m.get("format") == FORMAT else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------------
+# Finding and verifying
+# ------------------------------------------------------------------------------------------------
+def _pointer_target(root: Path) -> Path | None:
+    try:
+        name = (root / POINTER).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return root / name if name and "/" not in name and name not in (".", "..") else None
+
+
+def verify(folder: Path, num_processes: int | None = None) -> str | None:
+    """None if `folder` is a complete checkpoint whose files match its manifest, else why not."""
+    if not folder.is_dir():
+        return "the folder does not exist"
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "manifest.json is missing (not a complete checkpoint)"
+    except (OSError, ValueError) as e:
+        return f"manifest.json is unreadable ({type(e).__name__})"
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return f"manifest.json is not a {FORMAT} manifest"
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return "manifest.json lists no files"
+    required = {"model.safetensors", "optimizer.pt", "scheduler.pt", "state.json", "rng_0.pt"}
+    if required - set(files):
+        return f"manifest.json lacks {sorted(required - set(files))}"
+    for name, meta in files.items():
+        path = folder / name
+        if "/" in name or not path.is_file():
+            return f"{name} is missing"
+        size = path.stat().st_size
+        if size != meta.get("bytes"):
+            return f"{name} has {size} bytes, the manifest says {meta.get('bytes')} (truncated or changed)"
+        if _sha256(path) != meta.get("sha256"):
+            return f"{name} does not match its SHA-256 in the manifest (damaged or changed)"
+    return None
+
+
+def find_resumable(output_dir: str | Path) -> tuple[Path | None, list[str]]:
+    """The checkpoint to resume from: the intact one with the highest step (by its manifest, never
+    parsed from a folder name), normally the one `latest` names. Returns (folder or None, one line
+    per damaged candidate, and for a `latest` that names nothing)."""
+    root = Path(output_dir) / "checkpoints"
+    if not root.is_dir():
+        return None, []
+    problems = []
+    named = _pointer_target(root)
+    if (root / POINTER).exists() and (named is None or not named.is_dir()):
+        problems.append(f"{root / POINTER} names {named.name if named else 'nothing'}, which does not exist")
+    intact = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_")):
+        why = verify(folder)
+        if why is None:
+            intact.append((_manifest_step(folder), folder))
+        else:
+            problems.append(f"{folder.name}: {why}")
+    if not intact:
+        return None, problems
+    return max(intact, key=lambda sf: sf[0])[1], problems
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest intact checkpoint of a run, or None."""
+    return find_resumable(output_dir)[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading
+# ------------------------------------------------------------------------------------------------
+def _load_state_dict(module: torch.nn.Module, sd: dict, source: Path) -> None:
+    own = module.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in sd and sd[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        raise CheckpointError(f"{source} does not fit this run's model (was the config changed since it was "
+                              f"written?): missing {missing[:5]}, unexpected {unexpected[:5]}, shapes {shapes[:5]}")
+    module.load_state_dict(sd)
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own types
+        raise CheckpointError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+
+
+def load_checkpoint(folder: Path, accelerator, state: TrainState, model, optimizer, scheduler, ema=None) -> None:
+    """Restore everything `save_checkpoint` wrote into the live objects. Any part that does not
+    load is an error naming the file (never a silent partial resume)."""
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    _load_state_dict(accelerator.unwrap_model(model), _read_safetensors(folder / "model.safetensors"),
+                     folder / "model.safetensors")
+    for file, target in (("optimizer.pt", optimizer), ("scheduler.pt", scheduler)):
+        try:
+            target.load_state_dict(torch_load_untrusted(folder / file, allowed=[]))
+        except CheckpointError:
+            raise
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
+            raise CheckpointError(f"{folder / file} does not fit this run ({type(e).__name__}: {e}); was "
+                                  f"the config changed since it was written?") from None
+    if accelerator.scaler is not None:
+        if "scaler.pt" not in manifest["files"]:
+            raise CheckpointError(f"{folder} has no scaler.pt: it was written without fp16, this run uses fp16")
+        accelerator.scaler.load_state_dict(torch_load_untrusted(folder / "scaler.pt", allowed=[]))
+    if ema is not None:
+        if "ema.safetensors" not in manifest["files"]:
+            raise CheckpointError(f"{folder} has no ema.safetensors: it was written with train.ema=false")
+        ema.load_state_dict(_read_safetensors(folder / "ema.safetensors"))
+    saved = int(manifest.get("num_processes", 1))
+    rank = accelerator.process_index
+    if saved != accelerator.num_processes:
+        logger.warning("%s was written by %d processes, this run has %d: the random streams differ from the "
+                       "original run (resumption is not bitwise exact)", folder, saved, accelerator.num_processes)
+    rng_file = folder / f"rng_{rank}.pt"
+    if rng_file.name in manifest["files"]:
+        set_rng_state(torch_load_untrusted(rng_file, allowed=[]), str(rng_file))
+    loaded = TrainState.from_json((folder / "state.json").read_text(encoding="utf-8"), str(folder / "state.json"))
+    for f in fields(TrainState):
+        setattr(state, f.name, getattr(loaded, f.name))
