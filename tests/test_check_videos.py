@@ -1,13 +1,18 @@
-"""tools/check_videos.py flags exactly the bad entries of a list (and exits 1), or exits 0."""
+"""tools/check_videos.py flags exactly the bad entries of a list (and exits 1), or exits 0; odd but
+readable files (rotated, VFR, still images, PyAV-only) are warnings that do not fail the check."""
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from hiera_video.data.check import check_video
+from hiera_video.data import decode
+from hiera_video.data.check import check_video, inspect_video
+from hiera_video.data.decode import available_backends
 from videos import make_bad_videos, make_video
 from conftest import load_tool
 
+VIDEOS = Path(__file__).parent / "fixtures" / "videos"
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +59,55 @@ def test_quick_mode_still_catches_broken_files(mixed):
 def test_unreadable_list_exits_two(tmp_path, capsys):
     assert load_tool("check_videos").main([str(tmp_path / "nope.csv")]) == 2
     assert "data list not found" in capsys.readouterr().err
+
+
+@pytest.fixture
+def odd(tmp_path):
+    """The real-file fixtures that are readable but worth a warning, and one plain good video."""
+    decode._DECORD_FAILED.clear()
+    names = ["rotate_cw90.mp4", "vfr.mp4", "still.mp4", "av1.mp4", "h264.ts"]
+    for name in names:
+        shutil.copy(VIDEOS / name, tmp_path / name)
+    make_video(tmp_path / "plain.mp4", 30)
+    yield tmp_path, names
+    decode._DECORD_FAILED.clear()
+
+
+def test_odd_files_are_warned_about_but_pass(odd):
+    d, _ = odd
+    expected = {"rotate_cw90.mp4": "rotation metadata: displayed turned 90 degrees clockwise",
+                "vfr.mp4": "variable frame rate: 90 frames at 10.0-50.0 fps (average 30.00)",
+                "still.mp4": "a single still image (png_pipe)"}
+    if "decord" in available_backends():
+        expected["av1.mp4"] = "only PyAV can read it (decord:"
+        expected["h264.ts"] = "read with PyAV only (decord misreads MPEG-TS)"
+    for name, text in expected.items():
+        reason, warnings = inspect_video(str(d / name))
+        assert reason is None, (name, reason)
+        assert any(w.startswith(text) for w in warnings), (name, warnings)
+    assert inspect_video(str(d / "plain.mp4")) == (None, [])
+
+
+def test_the_tool_prints_warnings_and_still_exits_zero(odd, capsys):
+    d, names = odd
+    (d / "list.csv").write_text("".join(f"{n} 0\n" for n in names + ["plain.mp4"]))
+    out = d / "warnings.tsv"
+    assert load_tool("check_videos").main([str(d / "list.csv"), "--workers", "1", "--warnings", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"warning: {d / 'still.mp4'}: a single still image" in captured.err
+    assert "0 bad of 6 videos; " in captured.err and " with warnings" in captured.err
+    warned = {Path(line.split("\t")[0]).name for line in out.read_text().splitlines()}
+    assert {"rotate_cw90.mp4", "vfr.mp4", "still.mp4"} <= warned and "plain.mp4" not in warned
+
+
+def test_cut_index_first_mp4s_are_bad(tmp_path):
+    for name in ("cut_faststart.mp4", "cut_faststart_at_packet.mp4"):
+        reason = check_video(str(VIDEOS / name), full=False)
+        assert reason is not None and "requested but the data ends after frame 29" in reason, reason
+
+
+def test_a_list_with_a_byte_order_mark_exits_two_naming_the_line(tmp_path, capsys):
+    (tmp_path / "l.csv").write_bytes(b"\xef\xbb\xbfa.mp4 0\n")
+    assert load_tool("check_videos").main([str(tmp_path / "l.csv")]) == 2
+    assert "l.csv:1: starts with a UTF-8 byte-order mark" in capsys.readouterr().err

@@ -74,3 +74,28 @@ def test_shipped_class_lists(name, count):
 def test_shipped_ava_classes():
     lines = (DATA_LISTS / "ava_v2.2_60classes.txt").read_text().splitlines()
     assert len(lines) == 60 and lines[0].startswith("1:")
+
+
+def test_a_byte_order_mark_is_an_error_naming_file_and_line(tmp_path):
+    (tmp_path / "l.csv").write_bytes(b"\xef\xbb\xbfa.mp4 0\nb.mp4 1\n")  # Windows Notepad's "UTF-8"
+    with pytest.raises(ListError, match=r"l.csv:1: starts with a UTF-8 byte-order mark"):
+        read_list(tmp_path / "l.csv")
+    (tmp_path / "c.txt").write_bytes(b"\xef\xbb\xbfwalk\nrun\n")
+    with pytest.raises(ListError, match=r"c.txt:1: starts with a UTF-8 byte-order mark"):
+        read_classes(tmp_path / "c.txt")
+
+
+def test_non_utf8_bytes_are_an_error_naming_file_and_line(tmp_path):
+    (tmp_path / "l.csv").write_bytes("a.mp4 0\n# fine\ncaf\u00e9.mp4 1\n".encode("cp1252"))
+    with pytest.raises(ListError, match=r"l.csv:3: not UTF-8 \(byte 0xe9 at column 4\)"):
+        read_list(tmp_path / "l.csv")
+    (tmp_path / "c.txt").write_bytes("walk\nd\u00e9part\n".encode("latin-1"))
+    with pytest.raises(ListError, match=r"c.txt:2: not UTF-8"):
+        read_classes(tmp_path / "c.txt")
+
+
+def test_utf8_paths_and_crlf_lines_still_read(tmp_path):
+    (tmp_path / "l.csv").write_bytes("caf\u00e9/\u52d5\u753b.mp4 0\r\nb.mp4 1\r\n".encode("utf-8"))
+    entries = read_list(tmp_path / "l.csv")
+    assert [Path(e.path).relative_to(tmp_path).as_posix() for e in entries] == ["caf\u00e9/\u52d5\u753b.mp4", "b.mp4"]
+    assert [e.line for e in entries] == [1, 2]

@@ -1,9 +1,14 @@
 #!/usr/bin/env python
 """Decode every entry of a data list and report the bad ones (missing, empty, non-video, truncated,
 undecodable): one `path<TAB>reason` line each, to stdout or --out. Exits 1 if any entry is bad, 0 if
-all are good, 2 if the list itself cannot be read.
+all are good, 2 if the list itself cannot be read (missing, or not UTF-8 text: the message names the
+file and line).
 
-    python tools/check_videos.py data/k400/val.csv --workers 16 --out bad_val.tsv
+Readable but odd entries are warned about on stderr (`warning: path: what`, and as `path<TAB>warning`
+lines in --warnings FILE) without failing the check: rotation metadata, variable frame rate, a single
+still image under a video's name, files only PyAV can read.
+
+    python tools/check_videos.py data/k400/val.csv --workers 16 --out bad_val.tsv --warnings odd_val.tsv
 """
 
 import argparse
@@ -14,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm  # noqa: E402
 
-from hiera_video.data.check import check_entries, default_workers  # noqa: E402
+from hiera_video.data.check import default_workers, inspect_entries  # noqa: E402
 from hiera_video.data.lists import ListError, read_list  # noqa: E402
 
 
@@ -28,26 +33,34 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="read only the first, middle and last frames (misses corruption in between)")
     p.add_argument("--out", type=Path, help="write the bad entries here instead of stdout")
+    p.add_argument("--warnings", type=Path, help="also write the warnings here, one `path<TAB>warning` line each")
     args = p.parse_args(argv)
     try:
         entries = read_list(args.list, args.root, labelled=False)
     except ListError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    bad = []
-    results = check_entries(entries, args.backend, full=not args.quick, workers=args.workers)
-    for entry, reason in tqdm(results, total=len(entries), desc="checking videos", unit="video",
-                              disable=not sys.stderr.isatty()):
+    bad, warned = [], []
+    results = inspect_entries(entries, args.backend, full=not args.quick, workers=args.workers)
+    for entry, reason, warnings in tqdm(results, total=len(entries), desc="checking videos", unit="video",
+                                        disable=not sys.stderr.isatty()):
         if reason is not None:
             bad.append(f"{entry.path}\t{reason}")
+        for warning in warnings:
+            warned.append(f"{entry.path}\t{warning}")
+            tqdm.write(f"warning: {entry.path}: {warning}", file=sys.stderr)
     text = "".join(line + "\n" for line in bad)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
     else:
         sys.stdout.write(text)
-    print(f"{len(bad)} bad of {len(entries)} videos" + (f" (listed in {args.out})" if args.out and bad else ""),
-          file=sys.stderr)
+    if args.warnings:
+        args.warnings.parent.mkdir(parents=True, exist_ok=True)
+        args.warnings.write_text("".join(line + "\n" for line in warned))
+    num_warned = len({line.split("\t")[0] for line in warned})
+    print(f"{len(bad)} bad of {len(entries)} videos" + (f" (listed in {args.out})" if args.out and bad else "")
+          + (f"; {num_warned} with warnings" if num_warned else ""), file=sys.stderr)
     return 1 if bad else 0
 
 

@@ -1,9 +1,14 @@
 """Finding the bad entries of a data list before a run finds them: missing, empty, non-video,
-truncated or undecodable files.
+truncated or undecodable files; and the odd-but-readable ones, as warnings.
 
-`check_video` opens the file with the training backend and reads its first, middle and last frames,
-then (full check) decodes every frame with PyAV and compares the count with what the container
-declares: a WebM cut short still opens and decodes, but holds fewer frames than its header's duration.
+`inspect_video` opens the file with the training backend and reads its first, middle and last frames
+(a file whose data ends before its index does fails here), then (full check) decodes every frame with
+PyAV and compares the count with what the container declares: a WebM cut short still opens and
+decodes, but holds fewer frames than its header's duration.
+
+Warnings never make a video bad: rotation metadata (frames are decoded upright, but it is worth
+knowing), variable frame rate (sampled by presentation time), a single still image under a video's
+name, and files only PyAV can read (slower, and decord's failure may hide damage).
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Iterator, Sequence
 
-from .decode import DecodeError, open_video
+from .decode import _DECORD_FAILED, DecodeError, available_backends, open_video, probe_rotation
 from .lists import Entry
 
+# FFmpeg demuxers of single pictures: a PNG renamed .mp4 opens as a 1-frame "video".
+IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif", "mjpeg"}
 
-def _declared_and_decoded(path: str, full: bool) -> tuple[int, int]:
+
+def _declared_and_decoded(path: str, full: bool) -> tuple[int, int, str]:
     import av
     with av.open(path) as container:
         stream = container.streams.video[0]
@@ -27,45 +35,81 @@ def _declared_and_decoded(path: str, full: bool) -> tuple[int, int]:
             decoded = sum(1 for _ in container.decode(stream))
         else:
             decoded = sum(1 for packet in container.demux(stream) if packet.size > 0)
-    return declared, decoded
+        return declared, decoded, container.format.name
 
 
-def check_video(path: str, backend: str = "auto", full: bool = True) -> str | None:
-    """None if the video is good, else the reason it is not."""
+def _warnings(path: str, video, backend: str, fmt: str, decoded: int) -> list[str]:
+    out = []
+    if fmt in IMAGE_FORMATS or decoded == 1:
+        out.append(f"a single still image ({fmt}), not a video")
+    if video.is_vfr:
+        gaps = video.frame_times[1:] - video.frame_times[:-1]
+        gaps = gaps[gaps > 0]
+        out.append(f"variable frame rate: {len(video.frame_times)} frames at {1 / gaps.max():.1f}-{1 / gaps.min():.1f} "
+                   f"fps (average {video.fps:.2f}); sampled by presentation time")
+    try:
+        rotation = probe_rotation(path)
+    except Exception:  # only a warning: a file that decoded above but not here is not worse for it
+        rotation = 0
+    if rotation % 360:
+        out.append(f"rotation metadata: displayed turned {-rotation % 360} degrees clockwise "
+                   f"(decoded upright by every backend)")
+    if backend == "auto" and video.backend == "pyav" and "decord" in available_backends():
+        why = _DECORD_FAILED.get(path)
+        out.append(f"only PyAV can read it (decord: {why})" if why else
+                   "read with PyAV only (decord misreads MPEG-TS)" if fmt == "mpegts" else "read with PyAV only")
+    return out
+
+
+def inspect_video(path: str, backend: str = "auto", full: bool = True) -> tuple[str | None, list[str]]:
+    """(None if the video is good, else the reason it is not; warnings)."""
     try:
         with open_video(path, backend) as video:
             n = video.num_frames
             video.get_frames(sorted({0, n // 2, n - 1}))
+            try:
+                declared, decoded, fmt = _declared_and_decoded(path, full)
+            except Exception as e:  # av.error.*: corrupt data found while decoding everything
+                return f"pyav: {str(e).splitlines()[0] if str(e) else type(e).__name__}", []
+            warnings = _warnings(path, video, backend, fmt, decoded)
     except DecodeError as e:
-        return e.reason
-    try:
-        declared, decoded = _declared_and_decoded(path, full)
-    except Exception as e:  # av.error.*: corrupt data found while decoding everything
-        return f"pyav: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        return e.reason, []
     if decoded == 0:
-        return "no decodable frames"
+        return "no decodable frames", warnings
     # Allow rounding in duration-based counts; a real truncation loses far more.
     if declared and decoded < declared - max(2, 0.02 * declared):
-        return f"truncated: {decoded} of {declared} declared frames decodable"
-    return None
+        return f"truncated: {decoded} of {declared} declared frames decodable", warnings
+    return None, warnings
 
 
-def _check_one(args: tuple[str, str, bool]) -> tuple[str, str | None]:
+def check_video(path: str, backend: str = "auto", full: bool = True) -> str | None:
+    """None if the video is good, else the reason it is not."""
+    return inspect_video(path, backend, full)[0]
+
+
+def _inspect_one(args: tuple[str, str, bool]) -> tuple[str | None, list[str]]:
     path, backend, full = args
-    return path, check_video(path, backend, full)
+    return inspect_video(path, backend, full)
+
+
+def inspect_entries(entries: Sequence[Entry], backend: str = "auto", full: bool = True,
+                    workers: int = 1) -> Iterator[tuple[Entry, str | None, list[str]]]:
+    """(entry, reason or None, warnings) for every entry, in list order; `workers` processes."""
+    jobs = [(e.path, backend, full) for e in entries]
+    if workers <= 1:
+        for entry, job in zip(entries, jobs):
+            yield (entry, *_inspect_one(job))
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for entry, (reason, warnings) in zip(entries, pool.map(_inspect_one, jobs, chunksize=8)):
+            yield entry, reason, warnings
 
 
 def check_entries(entries: Sequence[Entry], backend: str = "auto", full: bool = True,
                   workers: int = 1) -> Iterator[tuple[Entry, str | None]]:
     """(entry, reason or None) for every entry, in list order; `workers` processes in parallel."""
-    jobs = [(e.path, backend, full) for e in entries]
-    if workers <= 1:
-        for entry, job in zip(entries, jobs):
-            yield entry, _check_one(job)[1]
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for entry, (_, reason) in zip(entries, pool.map(_check_one, jobs, chunksize=8)):
-            yield entry, reason
+    for entry, reason, _ in inspect_entries(entries, backend, full, workers):
+        yield entry, reason
 
 
 def default_workers() -> int:

@@ -1,14 +1,28 @@
 """Video decoding behind one small interface, with two backends.
 
-* `decord` (default): builds a frame index when the file is opened, then seeks to the keyframe before
-  each requested frame and decodes only what it needs. Fast, especially on short-GOP files
-  (tools/resize_videos.py writes those).
-* `pyav` (fallback, and the choice for WebM/VP8/VP9 as in SSv2, which decord has mishandled): decodes
-  sequentially from the start up to the last requested frame.
+* `decord` (default, for mp4/mov, WebM and MKV): builds a frame index when the file is opened, then
+  seeks to the keyframe before each requested frame and decodes only what it needs. Fast, especially
+  on short-GOP files (tools/resize_videos.py writes those), and exact on VP8/VP9 WebM and MKV
+  (measured: zero pixel difference from FFmpeg's decode).
+* `pyav`: decodes sequentially from the start up to the last requested frame. Used for MPEG-TS (decord
+  opens it but returns the wrong frames), and whenever decord cannot open or read a file (AV1, some
+  narrow frames); a file decord failed on goes straight to PyAV for the rest of the process.
 
-Both return frames by their index in presentation order, so the same indices give the same frames
-(up to colour-conversion rounding). Any failure raises `DecodeError`, which names the file and the
-backend, so that datasets can skip or report the video.
+What every reader guarantees, whatever the backend:
+
+* Frames come in **display orientation**: a file with a rotation in its display matrix (phone footage)
+  is turned as FFmpeg shows it (decord does this itself; PyAV readers turn the frames).
+* A requested frame that cannot be decoded raises `DecodeError`, never a copy of another frame: an mp4
+  whose index promises more frames than its data holds (an interrupted download) says so, e.g. "frame
+  50 of 60 requested but the data ends after frame 29".
+* Indices are **nominal**: frame i means time t0 + i / fps, so that sampling (a pure function of frame
+  count and fps) stays right on variable-frame-rate files. For a VFR file `fps` is the average rate
+  (frame count / duration) and index i gives the frame shown at that time (the last one whose
+  presentation time is <= t); for constant-rate files this is the identity. `is_vfr` and
+  `frame_times` (seconds, presentation order) say what the reader found.
+
+Any failure raises `DecodeError`, which names the file and the backend, so that datasets can skip or
+report the video.
 """
 
 from __future__ import annotations
@@ -25,16 +39,25 @@ import numpy as np
 
 logger = logging.getLogger("hiera_video")
 
-# Containers decord has been seen to mishandle (frame-inaccurate seeking in VP8/VP9 WebM).
-PYAV_EXTENSIONS = {".webm", ".mkv"}
+# MPEG transport streams: decord 0.6 opens them and returns frames about 10 positions off (measured),
+# with no error, so they never go to decord. Files are also recognised by their 0x47 sync bytes.
+PYAV_EXTENSIONS = {".ts", ".m2ts", ".mts"}
+# Containers with a frame index up front, whose declared frame count can reveal missing data.
+INDEXED_EXTENSIONS = {".mp4", ".m4v", ".mov", ".3gp", ".3g2"}
+
+# Files decord failed to open or read in this process (path -> reason): later opens go straight to
+# PyAV instead of failing once more per read. Bounded so that a huge bad list cannot grow it forever.
+_DECORD_FAILED: dict[str, str] = {}
+_DECORD_FAILED_MAX = 100_000
 
 
 class DecodeError(RuntimeError):
-    """A video that cannot be decoded. `path`, `backend` and `reason` say which, how and why."""
+    """A video that cannot be decoded. `path`, `backend` and `reason` say which, how and why;
+    `missing_data` is True when the file holds less data than its index promises."""
 
-    def __init__(self, path: str, backend: str, reason: str):
+    def __init__(self, path: str, backend: str, reason: str, missing_data: bool = False):
         super().__init__(f"{path}: cannot decode with {backend}: {reason}")
-        self.path, self.backend, self.reason = path, backend, reason
+        self.path, self.backend, self.reason, self.missing_data = path, backend, reason, missing_data
 
 
 def available_backends() -> list[str]:
@@ -48,27 +71,82 @@ def available_backends() -> list[str]:
     return found
 
 
-def _unique_sorted(indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique indices, and where each requested index sits among them."""
-    indices = np.asarray(indices, dtype=np.int64)
-    unique, inverse = np.unique(indices, return_inverse=True)
-    return unique, inverse
+def _valid_fps(fps: float | None) -> float:
+    # Broken metadata gives 0, NaN or absurd rates; 30 is the Kinetics norm and keeps sampling sane.
+    if fps is None or not np.isfinite(fps) or fps <= 0 or fps > 1000:
+        return 30.0
+    return float(fps)
+
+
+def _first_line(reason: object) -> str:
+    text = str(reason).strip()
+    return text.splitlines()[0] if text else type(reason).__name__
 
 
 class VideoReader(ABC):
     """An open video. `num_frames` and `fps` are known on open; `get_frames(indices)` returns
-    uint8 `[len(indices), H, W, 3]` RGB in the order asked (indices may repeat)."""
+    uint8 `[len(indices), H, W, 3]` RGB in display orientation, in the order asked (indices may
+    repeat). `data_frames` < `num_frames` when the data ends before the index does."""
 
     backend = "none"
 
     def __init__(self, path: str):
         self.path = path
         self.num_frames = 0
+        self.data_frames = 0
         self.fps = 0.0
+        self.frame_times = np.zeros(0)  # presentation times in seconds of the frames with data
+        self.is_vfr = False
+        self._t0, self._avg_fps = 0.0, 0.0
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        """uint8 [len(indices), H, W, 3] RGB frames, in the order of `indices` (nominal indices)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if len(indices) == 0:
+            raise ValueError("no frame indices requested")
+        if indices.min() < 0 or indices.max() >= self.num_frames:
+            raise DecodeError(self.path, self.backend, f"frame indices {indices.min()}..{indices.max()} outside "
+                                                       f"the video's {self.num_frames} frames")
+        if indices.max() >= self.data_frames:
+            raise self._missing(int(indices.max()), self.data_frames - 1)
+        unique, inverse = np.unique(self.frame_at_nominal(indices), return_inverse=True)
+        return self._read(unique)[inverse]
 
     @abstractmethod
-    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
-        """uint8 [len(indices), H, W, 3] RGB frames, in the order of `indices`."""
+    def _read(self, unique: np.ndarray) -> np.ndarray:
+        """uint8 [len(unique), H, W, 3] for sorted unique real frame indices."""
+
+    def frame_at_nominal(self, indices: np.ndarray) -> np.ndarray:
+        """Real frame indices for nominal ones: identity at constant rate; for VFR, the frame shown at
+        t0 + i / fps (the last whose presentation time is <= t)."""
+        if not self.is_vfr:
+            return indices
+        t = self._t0 + indices / self._avg_fps
+        # 1 us of slack: a frame starting exactly at t must win over float rounding of t.
+        j = np.searchsorted(self.frame_times, t + 1e-6, side="right") - 1
+        return np.clip(j, 0, len(self.frame_times) - 1)
+
+    def _set_times(self, times: np.ndarray) -> None:
+        """Record presentation times (seconds) of the frames with data and decide whether the file is
+        VFR: some frame more than half a frame from where a constant rate would put it."""
+        times = np.sort(np.asarray(times, dtype=np.float64))
+        self.frame_times = times
+        n = len(times)
+        if n < 3:
+            return
+        duration = times[-1] - times[0] + (times[-1] - times[-2])  # the last frame lasts as the one before
+        if duration <= 0:
+            return
+        avg = n / duration
+        drift = np.abs(times - (times[0] + np.arange(n) / avg)).max()
+        if drift > 0.5 / avg:
+            self.is_vfr, self._t0, self._avg_fps = True, float(times[0]), float(avg)
+            self.fps = float(avg)  # sampling's steps are then in nominal frames of the average rate
+
+    def _missing(self, wanted: int, last: int) -> DecodeError:
+        ends = f"after frame {last}" if last >= 0 else "before the first frame"
+        return DecodeError(self.path, self.backend, f"frame {wanted} of {self.num_frames} requested but the data "
+                                                    f"ends {ends}", missing_data=True)
 
     def close(self) -> None:
         pass
@@ -79,23 +157,17 @@ class VideoReader(ABC):
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _check(self, indices: np.ndarray) -> None:
-        if len(indices) == 0:
-            raise ValueError("no frame indices requested")
-        if indices.min() < 0 or indices.max() >= self.num_frames:
-            raise DecodeError(self.path, self.backend, f"frame indices {indices.min()}..{indices.max()} outside "
-                                                       f"the video's {self.num_frames} frames")
-
     def _fail(self, reason: object) -> DecodeError:
-        return DecodeError(self.path, self.backend, str(reason).strip().splitlines()[0] if str(reason) else
-                           type(reason).__name__)
+        return DecodeError(self.path, self.backend, _first_line(reason))
 
 
-def _valid_fps(fps: float | None) -> float:
-    # Broken metadata gives 0, NaN or absurd rates; 30 is the Kinetics norm and keeps sampling sane.
-    if fps is None or not np.isfinite(fps) or fps <= 0 or fps > 1000:
-        return 30.0
-    return float(fps)
+def _declared_frames(path: str) -> int:
+    """The frame count an mp4/mov index declares (0 if unknown): metadata only, ~2 ms."""
+    try:
+        with av.open(path) as container:
+            return container.streams.video[0].frames if container.streams.video else 0
+    except Exception:  # decord opened it; whether PyAV can is not this check's business
+        return 0
 
 
 class DecordReader(VideoReader):
@@ -106,21 +178,24 @@ class DecordReader(VideoReader):
         import decord
         try:
             self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
-            self.num_frames = len(self._vr)
+            self.data_frames = len(self._vr)
             self.fps = _valid_fps(self._vr.get_avg_fps())
+            times = self._vr.get_frame_timestamp(range(self.data_frames))[:, 0] if self.data_frames else []
         except Exception as e:  # decord raises its own DECORDError and plain RuntimeErrors
             raise self._fail(e) from None
-        if self.num_frames <= 0:
+        if self.data_frames <= 0:
             raise self._fail("no video frames")
+        # decord counts the packets it can read: an mp4 cut at a packet boundary opens as a shorter
+        # video. Its index still declares the full count, which makes the cut visible.
+        declared = _declared_frames(path) if os.path.splitext(path)[1].lower() in INDEXED_EXTENSIONS else 0
+        self.num_frames = max(self.data_frames, declared)
+        self._set_times(times)
 
-    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
-        unique, inverse = _unique_sorted(indices)
-        self._check(unique)
+    def _read(self, unique: np.ndarray) -> np.ndarray:
         try:
-            frames = self._vr.get_batch(unique.tolist()).asnumpy()  # [n, H, W, 3]
+            return self._vr.get_batch(unique.tolist()).asnumpy()  # [n, H, W, 3]
         except Exception as e:
             raise self._fail(e) from None
-        return frames[inverse]
 
     def close(self) -> None:
         self._vr = None
@@ -131,65 +206,83 @@ class PyAVReader(VideoReader):
 
     def __init__(self, path: str, num_threads: int = 1):
         super().__init__(path)
-        self._av = av
         try:
             self._container = av.open(path)
             if not self._container.streams.video:
                 raise self._fail("no video stream")
             stream = self._container.streams.video[0]
+            # Threading is fixed before the first decode: PyAV 18 refuses to change it once the codec
+            # is open ("Cannot change thread_count after codec is open"), i.e. on a second read. One
+            # thread by default: DataLoader workers already use every core.
+            stream.codec_context.thread_count = num_threads
+            stream.thread_type = "AUTO" if num_threads > 1 else "SLICE"
             rate = stream.average_rate or stream.guessed_rate
             self.fps = _valid_fps(float(rate) if rate else None)
-            # mp4 states its frame count; WebM does not, so count packets (demuxing, not decoding).
-            self.num_frames = stream.frames or self._count_packets()
+            self.format = self._container.format.name
+            # Demuxing (not decoding) every packet gives the frames whose data exist and their times;
+            # the index's count (mp4) may promise more.
+            times = self._packet_times(stream)
+            self.data_frames = len(times)
+            self.num_frames = max(stream.frames, self.data_frames)
         except DecodeError:
             self.close()
             raise
         except Exception as e:  # av.error.* (InvalidDataError, ...), OSError
             self.close()
             raise self._fail(e) from None
-        if self.num_frames <= 0:
+        if self.data_frames <= 0:
             self.close()
             raise self._fail("no video frames")
-        self._threads = num_threads
+        self._set_times(times)
+        self.rotation = 0  # degrees counter-clockwise, as FFmpeg's display matrix; known after a read
 
-    def _count_packets(self) -> int:
-        stream = self._container.streams.video[0]
-        n = sum(1 for packet in self._container.demux(stream) if packet.size > 0)
+    def _packet_times(self, stream) -> np.ndarray:
+        pts = []
+        try:
+            for packet in self._container.demux(stream):
+                # A packet cut short by the end of the file comes flagged corrupt: its frame is lost.
+                if packet.size > 0 and not packet.is_corrupt:
+                    pts.append(packet.pts if packet.pts is not None else packet.dts)
+        except av.error.FFmpegError:
+            pass  # data cut short: the packets read so far are what exists
         self._container.seek(0)
-        return n
+        base = stream.start_time or 0
+        tb = float(stream.time_base) if stream.time_base else 1 / self.fps
+        if any(p is None for p in pts):  # no timestamps at all: a constant rate is the best guess
+            return np.arange(len(pts)) / self.fps
+        return (np.asarray(pts, dtype=np.float64) - base) * tb
 
-    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
-        unique, inverse = _unique_sorted(indices)
-        self._check(unique)
+    def _read(self, unique: np.ndarray) -> np.ndarray:
         wanted = {int(i): k for k, i in enumerate(unique)}
         last = int(unique[-1])
         out: list[np.ndarray | None] = [None] * len(unique)
-        frame = None
+        decoded = -1
+        error = None
         try:
             self._container.seek(0)
             stream = self._container.streams.video[0]
-            # One thread by default: DataLoader workers already use every core.
-            stream.codec_context.thread_count = self._threads
-            stream.thread_type = "AUTO" if self._threads > 1 else "SLICE"
-            for i, frame in enumerate(self._container.decode(stream)):
-                k = wanted.get(i)
+            for decoded, frame in enumerate(self._container.decode(stream)):
+                k = wanted.get(decoded)
                 if k is not None:
-                    out[k] = frame.to_ndarray(format="rgb24")
-                if i >= last:
+                    self.rotation = int(round(frame.rotation or 0))
+                    out[k] = self._upright(frame.to_ndarray(format="rgb24"))
+                if decoded >= last:
                     break
         except Exception as e:
-            raise self._fail(e) from None
-        if out[0] is None:
-            raise self._fail("no frame could be decoded")
-        if out[-1] is None:
-            # The container promised more frames than it holds (a cut file, or metadata off by one):
-            # repeat the last decoded frame, as sampling does for short videos.
-            decoded = sum(o is not None for o in out)
-            logger.debug("%s: %d of %d requested frames exist; repeating the last", self.path, decoded, len(out))
-            for k in range(len(out)):
-                if out[k] is None:
-                    out[k] = out[k - 1]
-        return np.stack(out)[inverse]
+            error = e
+        if decoded < last:
+            if error is not None and decoded < 0:
+                raise self._fail(error)
+            missing = self._missing(next(int(i) for i in unique if out[wanted[int(i)]] is None), decoded)
+            if error is not None:
+                missing = DecodeError(self.path, self.backend, f"{missing.reason} ({_first_line(error)})", True)
+            raise missing
+        return np.stack(out)
+
+    def _upright(self, image: np.ndarray) -> np.ndarray:
+        # FFmpeg's rotation is counter-clockwise degrees, as np.rot90's k; FFmpeg displays the same.
+        k = (self.rotation // 90) % 4
+        return np.ascontiguousarray(np.rot90(image, k)) if k else image
 
     def close(self) -> None:
         container = getattr(self, "_container", None)
@@ -198,28 +291,55 @@ class PyAVReader(VideoReader):
             self._container = None
 
 
+def probe_rotation(path: str) -> int:
+    """The display rotation of a file's first frame, counter-clockwise degrees (0, 90, 180, -90...)."""
+    with av.open(path) as container:
+        for frame in container.decode(container.streams.video[0]):
+            return int(round(frame.rotation or 0))
+    return 0
+
+
+def _remember_decord_failure(path: str, reason: str) -> None:
+    if len(_DECORD_FAILED) >= _DECORD_FAILED_MAX:
+        _DECORD_FAILED.pop(next(iter(_DECORD_FAILED)))
+    _DECORD_FAILED[path] = reason
+
+
 class _FallbackReader(VideoReader):
     """decord first; if decord fails to read frames of a file it opened (it has failed on valid files,
-    e.g. some very narrow ones), the same request goes to PyAV before the video is called bad."""
+    e.g. some very narrow ones), the same request goes to PyAV before the video is called bad, and the
+    file is remembered so that later opens go straight to PyAV. Missing data is not a decord failure:
+    PyAV would find the same hole, so that error is raised as it is."""
 
     def __init__(self, primary: VideoReader, num_threads: int):
         super().__init__(primary.path)
         self._primary, self._fallback, self._threads = primary, None, num_threads
-        self.num_frames, self.fps = primary.num_frames, primary.fps
-        self.backend = primary.backend
+        self._copy_from(primary)
+
+    def _copy_from(self, reader: VideoReader) -> None:
+        self.backend = reader.backend
+        self.num_frames, self.data_frames, self.fps = reader.num_frames, reader.data_frames, reader.fps
+        self.frame_times, self.is_vfr = reader.frame_times, reader.is_vfr
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         if self._fallback is None:
             try:
                 return self._primary.get_frames(indices)
             except DecodeError as first:
+                if first.missing_data:
+                    raise
                 try:
                     self._fallback = PyAVReader(self.path, self._threads)
                 except DecodeError as second:
                     raise DecodeError(self.path, "decord+pyav", f"decord: {first.reason}; pyav: {second.reason}") from None
                 logger.debug("%s: decord failed (%s); reading with PyAV", self.path, first.reason)
-                self.backend = "pyav"
+                _remember_decord_failure(self.path, first.reason)
+                self._primary.close()
+                self._copy_from(self._fallback)
         return self._fallback.get_frames(indices)
+
+    def _read(self, unique: np.ndarray) -> np.ndarray:  # never called: get_frames delegates
+        raise NotImplementedError
 
     def close(self) -> None:
         self._primary.close()
@@ -227,12 +347,22 @@ class _FallbackReader(VideoReader):
             self._fallback.close()
 
 
+def _is_mpegts(path: str) -> bool:
+    """MPEG-TS whatever its name: 188-byte packets that each start with the sync byte 0x47."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(377)
+    except OSError:
+        return False
+    return len(head) == 377 and head[0] == head[188] == head[376] == 0x47
+
+
 def open_video(path: str | os.PathLike, backend: str = "auto", num_threads: int = 1) -> VideoReader:
     """Open a video with `backend` in {"auto", "decord", "pyav"}.
 
-    "auto" uses PyAV for WebM/MKV and decord otherwise (PyAV where decord is not installed); whenever
-    decord fails to open or read a file, PyAV tries before the video is called bad. Raises
-    `DecodeError` (file and backend).
+    "auto" uses decord (PyAV where decord is not installed, for MPEG-TS, and for files decord already
+    failed on in this process); whenever decord fails to open or read a file, PyAV tries before the
+    video is called bad. Raises `DecodeError` (file and backend).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -242,7 +372,9 @@ def open_video(path: str | os.PathLike, backend: str = "auto", num_threads: int 
     have = available_backends()
     if backend == "auto":
         ext = os.path.splitext(path)[1].lower()
-        order = ["pyav"] if ext in PYAV_EXTENSIONS or "decord" not in have else ["decord", "pyav"]
+        pyav_only = ("decord" not in have or path in _DECORD_FAILED or ext in PYAV_EXTENSIONS
+                     or _is_mpegts(path))
+        order = ["pyav"] if pyav_only else ["decord", "pyav"]
     elif backend in ("decord", "pyav"):
         if backend not in have:
             raise ImportError(f"video backend {backend!r} is not installed (installed: {have})")
@@ -255,6 +387,8 @@ def open_video(path: str | os.PathLike, backend: str = "auto", num_threads: int 
             reader = (DecordReader if name == "decord" else PyAVReader)(path, num_threads)
         except DecodeError as e:
             errors.append(e)
+            if name == "decord" and len(order) > 1:
+                _remember_decord_failure(path, e.reason)
             continue
         return _FallbackReader(reader, num_threads) if name == "decord" and len(order) > 1 else reader
     if len(errors) == 1:

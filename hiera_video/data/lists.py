@@ -3,7 +3,9 @@
 A list has one video per line: `path label`, split on the *last* whitespace so that paths may contain
 spaces, or `path,label`. Blank lines and lines starting with `#` are skipped. Relative paths resolve
 against a root, by default the list file's folder. A class file has one name per line; the line index
-is the label. See data_lists/README.md for examples.
+is the label. Both must be UTF-8 without a byte-order mark: anything else is an error naming the file
+and line (a BOM would otherwise become part of the first path or class name). See
+data_lists/README.md for examples.
 """
 
 from __future__ import annotations
@@ -24,6 +26,21 @@ class Entry:
     path: str  # resolved against the root
     label: int  # -1 for an unlabelled list
     line: int  # 1-based line in the list file, for messages
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The file's lines (without line ends), decoded as UTF-8 one by one so that an error can name its line."""
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise ListError(f"{path}:1: starts with a UTF-8 byte-order mark; save the file as UTF-8 without BOM")
+    lines = []
+    for n, raw in enumerate(data.splitlines(), 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise ListError(f"{path}:{n}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}); "
+                            f"re-encode the file as UTF-8") from None
+    return lines
 
 
 def _parse_label(text: str) -> int | None:
@@ -58,20 +75,19 @@ def read_list(list_path: str | os.PathLike, root: str | os.PathLike | None = Non
         raise ListError(f"data list not found: {list_path}")
     base = Path(root) if root is not None else list_path.parent
     entries = []
-    with open(list_path, encoding="utf-8") as f:
-        for n, raw in enumerate(f, 1):
-            if not raw.strip() or raw.lstrip().startswith("#"):
-                continue
-            path, label = parse_line(raw)
-            if label is None:
-                if labelled:
-                    raise ListError(f"{list_path}:{n}: no integer label in {raw.strip()!r} "
-                                    f"(expected 'path label' or 'path,label')")
-                label = -1
-            elif label < 0 or (num_classes is not None and label >= num_classes):
-                bound = f"[0, {num_classes})" if num_classes is not None else ">= 0"
-                raise ListError(f"{list_path}:{n}: label {label} is outside {bound}")
-            entries.append(Entry(str(base / path), label, n))
+    for n, raw in enumerate(_read_lines(list_path), 1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        path, label = parse_line(raw)
+        if label is None:
+            if labelled:
+                raise ListError(f"{list_path}:{n}: no integer label in {raw.strip()!r} "
+                                f"(expected 'path label' or 'path,label')")
+            label = -1
+        elif label < 0 or (num_classes is not None and label >= num_classes):
+            bound = f"[0, {num_classes})" if num_classes is not None else ">= 0"
+            raise ListError(f"{list_path}:{n}: label {label} is outside {bound}")
+        entries.append(Entry(str(base / path), label, n))
     if not entries:
         raise ListError(f"{list_path}: the list is empty")
     return entries
@@ -90,7 +106,7 @@ def read_classes(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise ListError(f"class file not found: {path}")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    names = [line.strip() for line in _read_lines(path)]
     while names and not names[-1]:
         names.pop()
     if any(not n for n in names):
