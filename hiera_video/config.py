@@ -73,6 +73,7 @@ class DataConfig:
     randaug_std: float = 0.5
     randaug_order: str = "before_crop"  # before_crop (MAE-ST: on the decoded frames) or after_crop (cheaper)
     test_short_side: int | None = None  # 1-crop views: short side before the centre crop (None: crop x 256/224)
+    train_short_side: int | None = None  # resize decoded training frames first (MAE-ST: 256; None: as decoded)
     erase_prob: float = 0.25  # random erasing probability
     mixup: float = 0.8  # mixup alpha (0: off)
     cutmix: float = 1.0  # cutmix alpha (0: off)
@@ -145,7 +146,7 @@ class TrainConfig:
     grad_accum: int = 1  # steps accumulated per optimizer update
     mixed_precision: str = "no"  # no, fp16, bf16
     seed: int = 0
-    resume: bool = False  # continue from output_dir/checkpoints/latest
+    resume: bool = False  # continue from the newest intact checkpoint (an empty output_dir: start)
     checkpoint_every: int = 500  # optimizer updates between resumable checkpoints (and every epoch end)
     keep_checkpoints: int = 2
     log_every: int = 20  # optimizer updates between log lines
@@ -357,7 +358,7 @@ def _build(cls, data: Any, prefix: str, source: str):
         raise ConfigError(f"{source}: {e}") from None
 
 
-def apply_override(data: dict[str, Any], override: str) -> None:
+def apply_override(data: dict[str, Any], override: str, source: str = "config") -> None:
     """`a.b=value` into a nested dict; the value is parsed as YAML (3, 0.5, true, null, [1, 2])."""
     if "=" not in override:
         raise ConfigError(f"override {override!r} must look like key=value, e.g. train.epochs=3")
@@ -376,7 +377,8 @@ def apply_override(data: dict[str, Any], override: str) -> None:
             node[part] = {}
         node = node[part]
         if not isinstance(node, dict):
-            raise ConfigError(f"override {key}: {part!r} is not a section")
+            raise ConfigError(f"{source}: {part} must be a mapping (a section), got {node!r}; "
+                              f"cannot apply override {key}")
     node[parts[-1]] = value
 
 
@@ -430,7 +432,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise ConfigError(f"{path}: a config must be a mapping of sections (model:, data:, train:, ...), "
                               f"got a {type(data).__name__}")
     for override in overrides:
-        apply_override(data, override)
+        apply_override(data, override, source)
     return Config.from_dict(data, source)
 
 

@@ -54,9 +54,10 @@ def main(argv=None) -> int:
     overrides = [f"data.train_list={args.data / 'train.csv'}", f"data.val_list={args.data / 'val.csv'}",
                  f"data.classes={args.data / 'classes.txt'}", *args.overrides]
     cfg = load_config(args.cfg, overrides)
-    cfg.train.resume = latest_checkpoint(cfg.output_dir) is not None  # a second ./run.sh continues or reports
+    # A second ./run.sh continues the run or reports it; resume=true also starts a run that has nothing yet.
+    cfg.train.resume = True
     print(f"[2/5] finetuning {cfg.model.name} for {cfg.train.epochs} epochs on CPU -> {cfg.output_dir}"
-          + (" (resuming)" if cfg.train.resume else ""))
+          + (" (resuming)" if latest_checkpoint(cfg.output_dir) else ""))
     metrics = train(cfg)
 
     rows = [json.loads(line) for line in (Path(cfg.output_dir) / "metrics.jsonl").read_text().splitlines()]

@@ -1,8 +1,9 @@
 """Training with Hugging Face Accelerate: finetuning a Hiera classifier (`task: classify`) and MAE
 pretraining (`task: mae`) share this loop; only the loss and the validation metric differ.
 
-One loop for one CPU, many GPUs, many nodes, FSDP or DeepSpeed: all of that comes from
-`accelerate config` / `accelerate launch` flags. What the loop guarantees:
+One loop for one CPU, many GPUs, many nodes: all of that comes from `accelerate config` /
+`accelerate launch` flags (FSDP and DeepSpeed stop at the start until checkpoints can hold sharded
+optimizer state). What the loop guarantees:
 
 * **Exact resumption.** The sampler yields `(index, seed)` pairs that depend only on (run seed, epoch),
   and every random draw of the data pipeline for a sample uses its own seed, so a clip's augmentation
@@ -116,7 +117,8 @@ def train_dataset(cfg: Config) -> ClipDataset:
     return ClipDataset(entries, num_frames=d.num_frames,
                        sampling_rate=d.sampling_rate, target_fps=d.target_fps, sampling_mode=d.sampling_mode,
                        crop_size=d.crop_size, scale=tuple(d.scale), hflip=d.hflip, randaug=randaug,
-                       randaug_order=d.randaug_order, num_repeats=d.num_repeats, backend=d.backend)
+                       randaug_order=d.randaug_order, short_side=d.train_short_side, num_repeats=d.num_repeats,
+                       backend=d.backend)
 
 
 def eval_dataset(cfg: Config, list_path: str, temporal: int, spatial: int) -> MultiViewDataset:
@@ -218,7 +220,9 @@ def _resume_point(cfg: Config) -> tuple[Path | None, list[str]]:
         raise CheckpointError(f"train.resume=true but {out} has no intact checkpoint ({why}). It holds "
                               f"{', '.join(results)}, which starting from the beginning would overwrite: move "
                               f"them away, or choose another output_dir")
-    return None, [f"train.resume=true but {out} has no checkpoint yet; starting from the beginning"]
+    if artefacts:  # the config of a run killed before its first checkpoint: nothing to lose
+        return None, [f"train.resume=true but {out} has no checkpoint yet; starting from the beginning"]
+    return None, []
 
 
 # ------------------------------------------------------------------------------------------------
@@ -242,6 +246,10 @@ def train(cfg: Config) -> dict:
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "tensorboard")),
         dataloader_config=DataLoaderConfiguration(even_batches=True, use_seedable_sampler=False))
     set_seed(cfg.train.seed)
+    if accelerator.distributed_type.value in ("FSDP", "DEEPSPEED"):
+        raise ValueError(f"{accelerator.distributed_type.value} runs are not supported yet: their optimizer state "
+                         f"is sharded and the checkpoint format (engine/state.py) keeps one full copy; use data "
+                         f"parallelism (accelerate launch --multi_gpu) with model.grad_checkpointing=true")
     # The main process decides where the run starts and tells the others (one reading of the folder).
     decision: list = [None]
     if accelerator.is_main_process:
