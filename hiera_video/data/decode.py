@@ -161,6 +161,29 @@ class VideoReader(ABC):
         return DecodeError(self.path, self.backend, _first_line(reason))
 
 
+def _mp4_cut_short(path: str) -> bool:
+    """Whether an mp4/mov file's top-level boxes run past its end (a cut download): box headers only,
+    microseconds, so that complete files skip the slower index check below."""
+    size = os.path.getsize(path)
+    try:
+        with open(path, "rb") as f:
+            pos = 0
+            while pos + 8 <= size:
+                f.seek(pos)
+                head = f.read(16)
+                box = int.from_bytes(head[:4], "big")
+                if box == 1 and len(head) == 16:  # 64-bit size follows the type
+                    box = int.from_bytes(head[8:16], "big")
+                elif box == 0:  # the box runs to the end of the file
+                    return False
+                if box < 8:
+                    return False  # not box structure after all: leave it to the decoders
+                pos += box
+            return pos > size
+    except OSError:
+        return False
+
+
 def _declared_frames(path: str) -> int:
     """The frame count an mp4/mov index declares (0 if unknown): metadata only, ~2 ms."""
     try:
@@ -187,7 +210,8 @@ class DecordReader(VideoReader):
             raise self._fail("no video frames")
         # decord counts the packets it can read: an mp4 cut at a packet boundary opens as a shorter
         # video. Its index still declares the full count, which makes the cut visible.
-        declared = _declared_frames(path) if os.path.splitext(path)[1].lower() in INDEXED_EXTENSIONS else 0
+        indexed = os.path.splitext(path)[1].lower() in INDEXED_EXTENSIONS
+        declared = _declared_frames(path) if indexed and _mp4_cut_short(path) else 0
         self.num_frames = max(self.data_frames, declared)
         self._set_times(times)
 
