@@ -84,6 +84,8 @@ def test_kinetics_configs_follow_the_paper_recipe(config, size):
     assert (cfg.data.mixup, cfg.data.cutmix, cfg.data.label_smoothing) == (
         recipe["mixup"], recipe["cutmix"], recipe["label_smoothing"])
     assert (cfg.data.randaug_magnitude, cfg.data.randaug_std) == (recipe["randaug"]["n"], recipe["randaug"]["m_std"])
+    # MAE-ST's finetuning loader: rand-m7-mstd0.5-inc1 (timm's default of 2 ops) on the frames, then the crop
+    assert (cfg.data.randaug_num_ops, cfg.data.randaug_order) == (2, "before_crop")
     assert (cfg.data.num_frames, cfg.data.sampling_rate) == (16, 4)
     assert (cfg.eval.num_spatial_crops, cfg.eval.num_temporal_clips) == (3, 5)
     global_batch = cfg.train.batch_size * 8 * cfg.train.grad_accum  # the 8 GPUs the comments assume
@@ -98,6 +100,7 @@ def test_ssv2_config_follows_the_paper_recipe():
     assert (cfg.optim.lr, cfg.optim.lr_batch_size, cfg.train.epochs) == (recipe["lr"], recipe["batch_size"], recipe["epochs"])
     assert cfg.optim.warmup_epochs == recipe["warmup_epochs"] and cfg.data.hflip is recipe["hflip"]
     assert cfg.data.randaug_magnitude == recipe["randaug"]["n"] and cfg.data.sampling_mode == "segment"
+    assert (cfg.data.randaug_num_ops, cfg.data.randaug_order) == (2, "before_crop")
     assert cfg.model.num_classes == 174 and (cfg.eval.num_spatial_crops, cfg.eval.num_temporal_clips) == (3, 2)
 
 

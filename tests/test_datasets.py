@@ -35,14 +35,15 @@ def test_clip_dataset_item(videos):
     assert item["label"] == 1 and item["bad"] == [] and item["index"] == 0
 
 
-def test_clip_dataset_samples_16x4_frames(videos):
-    # No augmentation that changes pixels much: crop the whole frame, no flip, then read frame ids.
-    ds = ClipDataset(entries(videos["good"]), num_frames=8, sampling_rate=4, crop_size=32, scale=(1, 1),
-                     ratio=(1.5, 1.5), hflip=False)
-    torch.manual_seed(0)
-    clip = ds._decode(ds.entries[0])  # [C, T, H, W]
-    ids = [read_index(clip[:, t].permute(1, 2, 0).numpy()) for t in range(8)]
-    assert np.all(np.diff(ids) == 4) and ids[0] + 28 <= 69
+def test_clip_dataset_samples_8x4_frames(videos):
+    # Read the frame ids of the decoded clip: 8 samples over 4 * 8 = 32 frames at 30 fps, i.e.
+    # linspace(start, start + 31, 8) truncated: offsets from start 0, 4.43, 8.86, 13.3, 17.7, 22.1, 26.6, 31
+    ds = ClipDataset(entries(videos["good"]), num_frames=8, sampling_rate=4, crop_size=32, hflip=False)
+    for seed in range(3):
+        clip = ds._decode(ds.entries[0], torch.Generator().manual_seed(seed))  # [C, T, H, W]
+        ids = [read_index(clip[:, t].permute(1, 2, 0).numpy()) for t in range(8)]
+        start = float(torch.rand((), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)) * 38
+        assert ids == [int(start + o) for o in (0, 31 / 7, 62 / 7, 93 / 7, 124 / 7, 155 / 7, 186 / 7, 31)]
 
 
 def test_repeated_sampling_gives_independently_augmented_clips(videos):
@@ -94,11 +95,11 @@ def test_multi_view_dataset_views_and_crops(videos):
 def test_multi_view_temporal_clips_span_the_video(videos):
     ds = MultiViewDataset(entries(videos["good"]), num_frames=8, sampling_rate=4, crop_size=32,
                           num_temporal_clips=3, num_spatial_crops=1)
-    # Undo nothing: at crop 32 the short side is unchanged and the centre crop keeps bands 1..6 of 8;
-    # compare with direct decoding instead of reading ids.
+    # 70 frames, clips of 32: delta 38, starts 0, floor(38 / 2) = 19, 38 (frame ids: tests/test_protocol.py)
     from hiera_video.data.sampling import eval_clips
     clips = eval_clips(70, 30, 3, 8, 4)
-    assert clips[0][0] == 0 and clips[-1][-1] == 70 - 4
+    assert [c.tolist() for c in clips] == [[0, 4, 8, 13, 17, 22, 26, 31], [19, 23, 27, 32, 36, 41, 45, 50],
+                                           [38, 42, 46, 51, 55, 60, 64, 69]]
     assert ds[0]["video"].shape == (3, 3, 8, 32, 32)
 
 
@@ -151,3 +152,7 @@ def test_bad_arguments():
         ClipDataset([Entry("x", 0, 1)], sampling_mode="dense")
     with pytest.raises(ValueError, match="num_spatial_crops must be 1 or 3"):
         MultiViewDataset([Entry("x", 0, 1)], num_spatial_crops=2)
+    with pytest.raises(ValueError, match="randaug_order must be 'before_crop' or 'after_crop'"):
+        ClipDataset([Entry("x", 0, 1)], randaug_order="middle")
+    with pytest.raises(ValueError, match="test_short_side"):
+        MultiViewDataset([Entry("x", 0, 1)], crop_size=224, test_short_side=200)

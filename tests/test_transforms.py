@@ -164,6 +164,15 @@ def test_randaugment_dtype_shape_determinism():
     assert torch.equal(a, ra(clip))
 
 
+def test_randaugment_default_is_mae_st_two_ops(monkeypatch):
+    # rand-m7-mstd0.5-inc1 names no n: timm's default, 2 ops per clip (each applied with prob 0.5)
+    calls = []
+    ra = RandAugment(prob=1.0)
+    monkeypatch.setattr(ra, "apply_op", lambda clip, name, m, negate=False: calls.append((name, m)) or clip)
+    ra(rand_clip(), generator=torch.Generator().manual_seed(0))
+    assert len(calls) == 2 and ra.magnitude == 7 and ra.magnitude_std == 0.5
+
+
 @pytest.mark.parametrize("name", RandAugment.OP_NAMES)
 def test_randaugment_each_op(name):
     clip = rand_clip(T=2, H=12, W=16)

@@ -35,6 +35,8 @@ def main(argv=None) -> int:
     p.add_argument("--mode", default="train", choices=["train", "eval"])
     p.add_argument("--crop-size", type=int, default=224)
     p.add_argument("--no-randaug", action="store_true")
+    p.add_argument("--randaug-order", default="before_crop", choices=["before_crop", "after_crop"])
+    p.add_argument("--train-short-side", type=int, help="resize decoded training frames to this short side first")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
     list_path = make_pan_videos(args.make_pan_videos) if args.make_pan_videos else args.list
@@ -46,7 +48,8 @@ def main(argv=None) -> int:
     results = []
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         r = benchmark_loader(entries, backend, args.workers, args.clips, args.mode, args.batch_size,
-                             args.crop_size, randaug=not args.no_randaug)
+                             args.crop_size, randaug=not args.no_randaug, randaug_order=args.randaug_order,
+                             short_side=args.train_short_side)
         print(f"{backend}: {r['clips_per_s']} clips/s with {args.workers} workers "
               f"({r['clips_per_s_per_worker']} per worker)", file=sys.stderr)
         results.append(r)

@@ -1,7 +1,9 @@
 """Loader throughput: decoded and augmented training clips per second, per backend and per worker.
 
 The training path is measured exactly as training runs it (ClipDataset + DataLoader + collate):
-decode 16 frames at stride 4, random resized crop to 224, flip, RandAugment. Timing starts after the
+decode 16 frames at stride 4, RandAugment (MAE-ST's 2 ops, on the decoded frames by default, or on the
+crop with `randaug_order="after_crop"`), random resized crop to 224, flip; `short_side` first resizes
+the decoded frames (the recipes' data.train_short_side: 256). Timing starts after the
 first batch so that worker start-up does not count.
 
 `make_pan_videos` writes a stand-in for a preprocessed Kinetics set when none is at hand: 10-second
@@ -26,11 +28,13 @@ from .transforms import RandAugment
 
 def benchmark_loader(entries: list[Entry], backend: str = "auto", workers: int = 0, clips: int = 64,
                      mode: str = "train", batch_size: int = 8, crop_size: int = 224, num_frames: int = 16,
-                     sampling_rate: int = 4, randaug: bool = True) -> dict:
+                     sampling_rate: int = 4, randaug: bool = True, randaug_order: str = "before_crop",
+                     short_side: int | None = None) -> dict:
     """Clips per second through a DataLoader; `mode="eval"` times one centre view per video."""
     if mode == "train":
         ds = ClipDataset(entries, num_frames=num_frames, sampling_rate=sampling_rate, crop_size=crop_size,
-                         randaug=RandAugment(7, 4, 0.5) if randaug else None, backend=backend)
+                         randaug=RandAugment(7, 2, 0.5) if randaug else None, randaug_order=randaug_order,
+                         short_side=short_side, backend=backend)
         collate = collate_clips
     elif mode == "eval":
         ds = MultiViewDataset(entries, num_frames=num_frames, sampling_rate=sampling_rate, crop_size=crop_size,
@@ -51,7 +55,8 @@ def benchmark_loader(entries: list[Entry], backend: str = "auto", workers: int =
             break
     seconds = time.perf_counter() - start
     rate = done / seconds
-    return {"backend": backend, "mode": mode, "workers": workers, "clips": done, "seconds": round(seconds, 3),
+    return {"backend": backend, "mode": mode, "randaug_order": randaug_order if mode == "train" and randaug else None,
+            "short_side": short_side if mode == "train" else None, "workers": workers, "clips": done, "seconds": round(seconds, 3),
             "clips_per_s": round(rate, 2), "clips_per_s_per_worker": round(rate / max(workers, 1), 2),
             "bad_videos": bad}
 

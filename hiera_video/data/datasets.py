@@ -29,6 +29,18 @@ from .lists import Entry
 logger = logging.getLogger("hiera_video")
 
 
+class TooManyBadVideos(RuntimeError):
+    """Training met `max_retries + 1` unreadable videos in a row: the list or the data root is wrong."""
+
+    @staticmethod
+    def message_of(e: BaseException) -> str:
+        """The message itself, without the worker traceback a DataLoader wraps around it."""
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        last = lines[-1] if lines else str(e)
+        prefix = "TooManyBadVideos: "
+        return last.split(prefix, 1)[1] if prefix in last else last
+
+
 def _to_clip(frames: np.ndarray) -> torch.Tensor:
     """Decoded frames [T, H, W, 3] (numpy uint8) -> clip [C, T, H, W] (torch uint8), a view: the
     first resize reads this channels-last memory directly, and its output is compact anyway."""
@@ -38,8 +50,12 @@ def _to_clip(frames: np.ndarray) -> torch.Tensor:
 class ClipDataset(Dataset):
     """Training clips. `sampling="stride"`: Kinetics 16x4 (`num_frames` samples `sampling_rate` apart
     at `target_fps`); `sampling="segment"`: SSv2 (one random frame in each of `num_frames` segments).
-    Augmentation per clip: random resized crop to `crop_size` (area `scale`, aspect `ratio`), optional
-    horizontal flip (off for SSv2, whose labels say left and right), optional RandAugment.
+    Augmentation per clip: optional RandAugment, random resized crop to `crop_size` (area `scale`,
+    aspect `ratio`), optional horizontal flip (off for SSv2, whose labels say left and right).
+    `randaug_order="before_crop"` is the reference's (MAE-ST runs RandAugment on the decoded frames,
+    then crops); `"after_crop"` runs it on the crop instead, cheaper on frames larger than the crop.
+    `short_side`: first resize the decoded frames to this short side, once per decode (MAE-ST's
+    decoder hands its training frames over at short side 256); None keeps the file's size.
 
     Item: {"video": uint8 [num_repeats, C, T, crop, crop], "label": int, "index": int,
            "bad": [(path, reason), ...] videos skipped to produce this item}.
@@ -48,10 +64,13 @@ class ClipDataset(Dataset):
     def __init__(self, entries: Sequence[Entry], *, num_frames: int = 16, sampling_rate: int = 4,
                  target_fps: float = 30.0, sampling_mode: str = "stride", crop_size: int = 224,
                  scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
-                 hflip: bool = True, randaug: transforms.RandAugment | None = None, num_repeats: int = 1,
+                 hflip: bool = True, randaug: transforms.RandAugment | None = None,
+                 randaug_order: str = "before_crop", short_side: int | None = None, num_repeats: int = 1,
                  backend: str = "auto", max_retries: int = 10):
         if sampling_mode not in ("stride", "segment"):
             raise ValueError(f"sampling_mode must be 'stride' or 'segment', got {sampling_mode!r}")
+        if randaug_order not in ("before_crop", "after_crop"):
+            raise ValueError(f"randaug_order must be 'before_crop' or 'after_crop', got {randaug_order!r}")
         if num_repeats < 1:
             raise ValueError(f"num_repeats must be >= 1, got {num_repeats}")
         if not entries:
@@ -60,7 +79,8 @@ class ClipDataset(Dataset):
         self.num_frames, self.sampling_rate, self.target_fps = num_frames, sampling_rate, target_fps
         self.sampling_mode = sampling_mode
         self.crop_size, self.scale, self.ratio = crop_size, scale, ratio
-        self.hflip, self.randaug, self.num_repeats = hflip, randaug, num_repeats
+        self.hflip, self.randaug, self.randaug_order, self.num_repeats = hflip, randaug, randaug_order, num_repeats
+        self.short_side = short_side
         self.backend, self.max_retries = backend, max_retries
 
     def __len__(self) -> int:
@@ -73,14 +93,18 @@ class ClipDataset(Dataset):
 
     def _decode(self, entry: Entry, generator: torch.Generator | None = None) -> torch.Tensor:
         with open_video(entry.path, self.backend) as video:
-            return _to_clip(video.get_frames(self._indices(video.num_frames, video.fps, generator)))
+            clip = _to_clip(video.get_frames(self._indices(video.num_frames, video.fps, generator)))
+        # [C, T, H, W] -> [C, T, H', W'] with min(H', W') = short_side
+        return clip if self.short_side is None else transforms.resize_short_side(clip, self.short_side)
 
     def augment(self, clip: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """uint8 [C, T, H, W] -> uint8 [C, T, crop, crop] with fresh random parameters."""
+        if self.randaug is not None and self.randaug_order == "before_crop":
+            clip = self.randaug(clip, generator=generator)  # on the full decoded frames [C, T, H, W]
         clip = transforms.random_resized_crop(clip, self.crop_size, self.scale, self.ratio, generator=generator)
         if self.hflip:
             clip = transforms.random_hflip(clip, generator=generator)
-        if self.randaug is not None:
+        if self.randaug is not None and self.randaug_order == "after_crop":
             clip = self.randaug(clip, generator=generator)
         return clip
 
@@ -101,16 +125,18 @@ class ClipDataset(Dataset):
                 index = int(torch.randint(len(self.entries), (), generator=generator))
         else:
             listed = "; ".join(f"{p}: {r}" for p, r in bad[-3:])
-            raise RuntimeError(f"{len(bad)} videos in a row could not be decoded (last: {listed}). Is the data "
-                               f"root right? tools/check_videos.py lists every bad entry of a list.")
+            raise TooManyBadVideos(f"{len(bad)} videos in a row could not be decoded (last: {listed}). Is the "
+                                   f"data root right? tools/check_videos.py lists every bad entry of a list.")
         video = torch.stack([self.augment(clip, generator) for _ in range(self.num_repeats)])
         return {"video": video, "label": self.entries[index].label, "index": index, "bad": bad}
 
 
 class MultiViewDataset(Dataset):
-    """Every test view of each video: `num_temporal_clips` clips (stride sampling: spread from the
-    start to the end of the video; segment sampling: interleaved) x `num_spatial_crops` crops (short
-    side resized to `crop_size`, then 1 centre or 3 crops along the long side).
+    """Every test view of each video: `num_temporal_clips` clips (sampling.eval_clips or
+    sampling.segment_eval_clips) x `num_spatial_crops` crops, as the reference's test loader makes them:
+    3 crops: short side resized to `crop_size`, then left/centre/right (top/centre/bottom) squares;
+    1 crop: short side resized to `test_short_side` (default round(crop_size * 256 / 224), the train
+    jitter's lower bound: 256 for 224 crops), then the centre `crop_size` square.
 
     Item: {"video": uint8 [V, C, T, crop, crop], "views": long [V, 3] (video, temporal, spatial),
            "label": int, "index": int, "path": str, "error": None or why the video is unreadable}.
@@ -118,11 +144,17 @@ class MultiViewDataset(Dataset):
 
     def __init__(self, entries: Sequence[Entry], *, num_frames: int = 16, sampling_rate: int = 4,
                  target_fps: float = 30.0, sampling_mode: str = "stride", crop_size: int = 224,
-                 num_temporal_clips: int = 5, num_spatial_crops: int = 3, backend: str = "auto"):
+                 num_temporal_clips: int = 5, num_spatial_crops: int = 3, test_short_side: int | None = None,
+                 backend: str = "auto"):
         if sampling_mode not in ("stride", "segment"):
             raise ValueError(f"sampling_mode must be 'stride' or 'segment', got {sampling_mode!r}")
         if num_spatial_crops not in (1, 3):
             raise ValueError(f"num_spatial_crops must be 1 or 3, got {num_spatial_crops}")
+        if test_short_side is None:
+            test_short_side = round(crop_size * 256 / 224)
+        if test_short_side < crop_size:
+            raise ValueError(f"test_short_side ({test_short_side}) must be >= crop_size ({crop_size})")
+        self.test_short_side = test_short_side
         self.entries = list(entries)
         self.num_frames, self.sampling_rate, self.target_fps = num_frames, sampling_rate, target_fps
         self.sampling_mode, self.crop_size = sampling_mode, crop_size
@@ -156,8 +188,9 @@ class MultiViewDataset(Dataset):
             item["views"] = torch.empty(0, 3, dtype=torch.long)
             return item
         views, ids = [], []
+        short_side = self.crop_size if self.num_spatial_crops == 3 else self.test_short_side
         for t, clip in enumerate(_to_clip(frames).split(self.num_frames, dim=1)):
-            clip = transforms.resize_short_side(clip, self.crop_size)
+            clip = transforms.resize_short_side(clip, short_side)
             for s, crop in enumerate(transforms.spatial_crops(clip, self.crop_size, self.num_spatial_crops)):
                 views.append(crop)
                 ids.append((index, t, s))

@@ -1,14 +1,24 @@
-"""Which frames make a clip: pure functions of the video's length and frame rate.
+"""Which frames make a clip: pure functions of the video's frame count and frame rate.
 
-Kinetics-style "16x4" sampling takes `num_samples` frames `stride` apart *at a target rate* (30 fps),
-so a clip always covers num_samples * stride / target_fps seconds (64/30 s) whatever the file's frame
-rate; in the file's frames one sample is `stride * fps / target_fps` frames apart, and a clip spans
-`num_samples` such steps. Sample k of a clip starting at frame s is floor(s + k * step). Videos shorter
-than a clip start at 0 and repeat their last frame.
+The official Hiera checkpoints were finetuned and tested with the PySlowFast / MAE-ST Kinetics loader,
+so the stride ("16x4") sampling here gives exactly that loader's frame indices:
 
-Something-Something-v2 uses segment sampling instead: the video is cut into `num_segments` equal
-segments and one frame is taken from each (a random one in training; at test time view v of V takes
-the frame at (v + 1/2) / V of every segment, so the V views interleave).
+* A clip spans `clip_size = sampling_rate * num_samples / target_fps * fps` of the file's frames
+  (16x4 at 30 fps: 64 frames; at 25 fps: 53.33), a real number, never rounded.
+  `delta = max(num_frames - clip_size, 0)` is the room left for the start.
+* Start: training draws `uniform(0, delta)` (a real number); test view i of n ("offset sampling", as
+  MAE-ST's Kinetics sets) starts at `i * floor(delta / (n - 1))`, or `floor(delta / 2)` when n = 1.
+* Frames: `num_samples` points of `linspace(start, start + clip_size - 1)` in float32 (as the
+  reference's torch.linspace), clamped to `[0, num_frames - 1]`, then truncated. At 30 fps the step
+  is therefore 63 / 15 = 4.2 frames (0, 4, 8, 12, 16, 21, ...), not 4. A video shorter than a clip
+  starts at 0 and repeats its last frame.
+
+Something-Something-v2 uses segment sampling (PySlowFast's ssv2 dataset): the frames are split into
+`num_segments` segments with bounds `round(k * (num_frames - 1) / num_segments)`; training takes a
+uniformly random integer in each segment's closed interval [start, end], a single test view its
+midpoint `(start + end) // 2`. PySlowFast gives every temporal test view the same frames, so for
+several views we follow VideoMAE's SSv2 test loader, whose 2 views take the frames at offsets 0 and
+1/2 of each of the `num_frames / num_segments` long segments; view v of V takes offset v / V.
 
 Randomness comes from an optional `torch.Generator` (the global torch RNG by default), so that seeding
 torch, as DataLoader workers do, makes sampling reproducible.
@@ -16,66 +26,84 @@ torch, as DataLoader workers do, makes sampling reproducible.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 
-def _uniform(generator: torch.Generator | None) -> float:
-    return float(torch.rand((), generator=generator))
-
-
-def clip_step(fps: float, stride: int, target_fps: float = 30.0) -> float:
-    """Distance in the file's frames between two samples of a clip."""
+def clip_size(fps: float, num_samples: int = 16, stride: int = 4, target_fps: float = 30.0) -> float:
+    """Frames of the file that one clip spans: `num_samples` samples `stride` apart at `target_fps`."""
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    return stride * fps / target_fps
+    return stride * num_samples / target_fps * fps
 
 
-def clip_indices(start: float, num_samples: int, step: float, num_frames: int) -> np.ndarray:
-    """Frame indices floor(start + k * step), k < num_samples, clamped to the video (the last frame
-    repeats when the clip runs past the end)."""
-    idx = np.floor(start + np.arange(num_samples) * step).astype(np.int64)
-    return np.clip(idx, 0, num_frames - 1)
+def clip_indices(start: float, size: float, num_samples: int, num_frames: int) -> np.ndarray:
+    """`num_samples` indices from `start` to `start + size - 1`, evenly spaced, clamped to the video and
+    truncated: int64 [num_samples]."""
+    # float32 on purpose: the reference computes these points with torch.linspace's default dtype, and
+    # a float64 point such as 20.999999 vs 21.0 would truncate to another frame.
+    idx = torch.linspace(start, start + size - 1, num_samples, dtype=torch.float32)
+    return torch.clamp(idx, 0, num_frames - 1).long().numpy()
 
 
 def train_clip(num_frames: int, fps: float, num_samples: int = 16, stride: int = 4, target_fps: float = 30.0,
                generator: torch.Generator | None = None) -> np.ndarray:
-    """One clip at a uniformly random position (Kinetics training)."""
-    step = clip_step(fps, stride, target_fps)
-    room = max(num_frames - num_samples * step, 0.0)
-    return clip_indices(_uniform(generator) * room, num_samples, step, num_frames)
+    """One clip starting uniformly at random in [0, delta] (Kinetics training)."""
+    size = clip_size(fps, num_samples, stride, target_fps)
+    delta = max(num_frames - size, 0.0)
+    start = float(torch.rand((), generator=generator, dtype=torch.float64)) * delta
+    return clip_indices(start, size, num_samples, num_frames)
 
 
-def eval_clip_starts(num_frames: int, span: float, num_clips: int) -> list[float]:
-    """Start frames of `num_clips` clips of `span` frames spread uniformly over the video: the first
-    starts at 0 and the last ends at the video's end (one clip is centred)."""
+def eval_clip_starts(num_frames: int, size: float, num_clips: int) -> list[int]:
+    """Start frames of the `num_clips` test views of clips spanning `size` frames (offset sampling):
+    view i starts at i * floor(delta / (num_clips - 1)), a single view at floor(delta / 2)."""
     if num_clips < 1:
         raise ValueError(f"num_clips must be >= 1, got {num_clips}")
-    room = max(num_frames - span, 0.0)
+    delta = max(num_frames - size, 0.0)
     if num_clips == 1:
-        return [room / 2]
-    return [room * i / (num_clips - 1) for i in range(num_clips)]
+        return [math.floor(delta / 2)]
+    gap = math.floor(delta / (num_clips - 1))
+    return [i * gap for i in range(num_clips)]
 
 
 def eval_clips(num_frames: int, fps: float, num_clips: int, num_samples: int = 16, stride: int = 4,
                target_fps: float = 30.0) -> list[np.ndarray]:
-    """The temporal views of multi-view testing (Kinetics: 5)."""
-    step = clip_step(fps, stride, target_fps)
-    return [clip_indices(s, num_samples, step, num_frames)
-            for s in eval_clip_starts(num_frames, num_samples * step, num_clips)]
+    """The temporal views of multi-view testing (Kinetics: 5), each int64 [num_samples]."""
+    size = clip_size(fps, num_samples, stride, target_fps)
+    return [clip_indices(s, size, num_samples, num_frames) for s in eval_clip_starts(num_frames, size, num_clips)]
+
+
+def segment_bounds(num_frames: int, num_segments: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """First and last frame (both included) of each SSv2 segment, int64 [num_segments] each."""
+    if num_frames < 1 or num_segments < 1:
+        raise ValueError(f"need num_frames >= 1 and num_segments >= 1, got {num_frames}, {num_segments}")
+    seg = (num_frames - 1) / num_segments
+    # np.round is round-half-to-even, as the reference's
+    bounds = np.round(seg * np.arange(num_segments + 1)).astype(np.int64)
+    return bounds[:-1], bounds[1:]
 
 
 def segment_clip(num_frames: int, num_segments: int = 16, generator: torch.Generator | None = None) -> np.ndarray:
-    """One random frame from each of `num_segments` equal segments (SSv2 training)."""
-    seg = num_frames / num_segments
-    offsets = torch.rand(num_segments, generator=generator).numpy().astype(np.float64)
-    idx = np.floor((np.arange(num_segments) + offsets) * seg).astype(np.int64)
-    return np.clip(idx, 0, num_frames - 1)
+    """One uniformly random frame of each segment's closed interval (SSv2 training)."""
+    lo, hi = segment_bounds(num_frames, num_segments)
+    u = torch.rand(num_segments, generator=generator, dtype=torch.float64).numpy()
+    # integer uniform in [lo, hi]: hi - lo + 1 equally likely values
+    return np.minimum(lo + np.floor(u * (hi - lo + 1)).astype(np.int64), hi)
 
 
 def segment_eval_clips(num_frames: int, num_clips: int = 2, num_segments: int = 16) -> list[np.ndarray]:
-    """SSv2 temporal views: view v takes the frame at (v + 1/2) / num_clips of each segment."""
-    seg = num_frames / num_segments
+    """SSv2 temporal test views. One view: the midpoint of each segment (PySlowFast). Several: view v
+    of V takes floor((k + v / V) * num_frames / num_segments) in segment k (VideoMAE's 2 views)."""
+    if num_clips < 1:
+        raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+    if num_clips == 1:
+        lo, hi = segment_bounds(num_frames, num_segments)
+        return [(lo + hi) // 2]
+    tick = num_frames / num_segments
     base = np.arange(num_segments)
-    return [np.clip(np.floor((base + (v + 0.5) / num_clips) * seg).astype(np.int64), 0, num_frames - 1)
+    # tick * k + tick * v / V in this order: VideoMAE's int(tick / 2 + tick * k), bit for bit at V = 2
+    return [np.clip(np.floor(tick * base + tick * v / num_clips).astype(np.int64), 0, num_frames - 1)
             for v in range(num_clips)]

@@ -421,9 +421,10 @@ class RandAugment:
     `img_mean`; the default is the ImageNet mean in 0..255, as VideoMAE) and interpolate bilinearly
     (`interpolation="nearest"` is also accepted; timm picks bilinear or bicubic at random).
 
-    The Hiera paper lists RandAug (7, 0.5) for Kinetics and (9, 0.5) for SSv2; we read these as
-    (magnitude, magnitude_std) in timm notation with num_ops=4, i.e. MAE-ST/VideoMAE's
-    `rand-m7-n4-mstd0.5-inc1`.
+    The Hiera paper lists RandAug (7, 0.5) for Kinetics and (9, 0.5) for SSv2: (magnitude,
+    magnitude_std) in timm notation. MAE-ST's finetuning policy `rand-m7-mstd0.5-inc1` names no `n`,
+    so it has timm's default of 2 ops, our default here. MAE-ST applies it to the decoded frames
+    before the random resized crop (ClipDataset's `randaug_order`).
 
     Statistics-based ops (AutoContrast, Equalize, Contrast) use each frame's own statistics, as
     applying the PIL op frame by frame with shared parameters does. Blends round to nearest where
@@ -432,7 +433,7 @@ class RandAugment:
 
     OP_NAMES: tuple[str, ...] = tuple(_OPS)
 
-    def __init__(self, magnitude: float = 7, num_ops: int = 4, magnitude_std: float = 0.5, prob: float = 0.5,
+    def __init__(self, magnitude: float = 7, num_ops: int = 2, magnitude_std: float = 0.5, prob: float = 0.5,
                  fill: Sequence[int] = (124, 116, 104), interpolation: str = "bilinear"):
         if not 0 <= magnitude <= _MAX_LEVEL:
             raise ValueError(f"magnitude must be in [0, {_MAX_LEVEL:g}], got {magnitude!r}")

@@ -40,6 +40,7 @@ class ClipSettings:
     crop_size: int
     mean: tuple
     std: tuple
+    test_short_side: int | None = None  # 1-crop views (None: crop_size x 256 / 224)
 
 
 def parse_views(text: str) -> tuple[int, int]:
@@ -57,14 +58,14 @@ def clip_settings(model, ckpt: Checkpoint | None, cfg: Config | None) -> ClipSet
     if cfg is not None:
         d = cfg.data
         return ClipSettings(d.num_frames, d.sampling_rate, d.target_fps, d.sampling_mode, d.crop_size,
-                            tuple(d.mean), tuple(d.std))
+                            tuple(d.mean), tuple(d.std), d.test_short_side)
     data = (ckpt.extra.get("data") if ckpt is not None else None) or {}
     meta = getattr(model, "pretrained_cfg", {}) or {}
     T, H = model.input_size[0], model.input_size[1]
     return ClipSettings(data.get("num_frames", T), data.get("sampling_rate", meta.get("sampling_rate", 4)),
                         data.get("target_fps", 30.0), data.get("sampling_mode", "stride"),
                         data.get("crop_size", H), tuple(data.get("mean", meta.get("mean", (0.45,) * 3))),
-                        tuple(data.get("std", meta.get("std", (0.225,) * 3))))
+                        tuple(data.get("std", meta.get("std", (0.225,) * 3))), data.get("test_short_side"))
 
 
 def load_model(ckpt_path: str, cfg: Config | None = None, model_name: str | None = None,
@@ -108,7 +109,8 @@ def multi_view_dataset(entries: list[Entry], s: ClipSettings, temporal: int, spa
                        backend: str = "auto") -> MultiViewDataset:
     return MultiViewDataset(entries, num_frames=s.num_frames, sampling_rate=s.sampling_rate,
                             target_fps=s.target_fps, sampling_mode=s.sampling_mode, crop_size=s.crop_size,
-                            num_temporal_clips=temporal, num_spatial_crops=spatial, backend=backend)
+                            num_temporal_clips=temporal, num_spatial_crops=spatial,
+                            test_short_side=s.test_short_side, backend=backend)
 
 
 # ------------------------------------------------------------------------------------------------
