@@ -3,8 +3,10 @@
 VP9 WebM/MKV, MPEG-TS, AV1. Expectations come from the pixels designed into every frame (a white block
 in the top-left corner, the frame's index in binary below it) and from FFmpeg's own display of them."""
 
+import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,8 @@ from videos import make_video
 
 VIDEOS = Path(__file__).parent / "fixtures" / "videos"
 BACKENDS = [b for b in ("decord", "pyav") if b in available_backends()]
+# torchcodec is optional: tested where installed, never needed.
+READERS = BACKENDS + (["torchcodec"] if importlib.util.find_spec("torchcodec") else [])
 needs_decord = pytest.mark.skipif("decord" not in BACKENDS, reason="needs decord")
 
 
@@ -61,7 +65,7 @@ ROTATED = [("rotate_cw90.mp4", "top-right", 1), ("rotate_180.mp4", "bottom-right
            ("rotate_ccw90.mp4", "bottom-left", -1)]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", READERS)
 @pytest.mark.parametrize("name,corner,undo", ROTATED)
 def test_rotated_files_come_out_in_display_orientation(backend, name, corner, undo):
     frames = read_frames(fixture(name), [0, 7, 3], backend)
@@ -71,12 +75,13 @@ def test_rotated_files_come_out_in_display_orientation(backend, name, corner, un
     assert [frame_index(np.rot90(f, undo)) for f in frames] == [0, 7, 3]
 
 
-@pytest.mark.skipif(len(BACKENDS) < 2, reason="needs decord and PyAV")
+@pytest.mark.skipif(len(READERS) < 2, reason="needs two backends")
 @pytest.mark.parametrize("name", [r[0] for r in ROTATED])
-def test_rotated_files_give_the_same_pixels_through_decord_and_pyav(name):
-    a = read_frames(fixture(name), range(12), "decord").astype(int)
-    b = read_frames(fixture(name), range(12), "pyav").astype(int)
-    assert a.shape == b.shape and np.abs(a - b).mean() < 1.0  # measured: identical
+def test_rotated_files_give_the_same_pixels_through_every_backend(name):
+    a = read_frames(fixture(name), range(12), READERS[0]).astype(int)
+    for other in READERS[1:]:
+        b = read_frames(fixture(name), range(12), other).astype(int)
+        assert a.shape == b.shape and np.abs(a - b).mean() < 1.0, other  # measured: identical
 
 
 # ------------------------------------------------------------------------------------------------
@@ -85,7 +90,7 @@ def test_rotated_files_give_the_same_pixels_through_decord_and_pyav(name):
 CUT = ["cut_faststart.mp4", "cut_faststart_at_packet.mp4"]  # index of 60 frames, data up to frame 29
 
 
-@pytest.mark.parametrize("backend", ["auto"] + BACKENDS)
+@pytest.mark.parametrize("backend", ["auto"] + READERS)
 @pytest.mark.parametrize("name", CUT)
 def test_a_cut_file_reads_what_it_holds_and_raises_past_it(backend, name):
     try:
@@ -161,7 +166,7 @@ def vfr_time(i: int) -> float:
     return i / 10 if i < 15 else 1.5 + (i - 15) / 50
 
 
-@pytest.mark.parametrize("backend", ["auto"] + BACKENDS)
+@pytest.mark.parametrize("backend", ["auto"] + READERS)
 def test_vfr_is_detected_with_its_frame_times(backend):
     with open_video(fixture("vfr.mp4"), backend) as video:
         assert video.is_vfr and video.num_frames == 90
@@ -169,7 +174,7 @@ def test_vfr_is_detected_with_its_frame_times(backend):
         np.testing.assert_allclose(video.frame_times, [vfr_time(i) for i in range(90)], atol=1e-6)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", READERS)
 def test_vfr_views_span_the_clip_duration(backend):
     with open_video(fixture("vfr.mp4"), backend) as video:
         clips = sampling.eval_clips(video.num_frames, video.fps, 5, num_samples=16, stride=4)
@@ -184,7 +189,7 @@ def test_vfr_views_span_the_clip_duration(backend):
     assert spans == pytest.approx(wanted, abs=0.1), spans
 
 
-@pytest.mark.parametrize("backend,name,n", [(b, name, 40) for b in BACKENDS for name in ("vp9.webm", "vp9.mkv")]
+@pytest.mark.parametrize("backend,name,n", [(b, name, 40) for b in READERS for name in ("vp9.webm", "vp9.mkv")]
                          + [("auto", "h264.ts", 40)])
 def test_constant_rate_files_map_nominal_indices_to_themselves(backend, name, n):
     with open_video(fixture(name), backend) as video:
@@ -272,3 +277,10 @@ def test_a_pyav_reader_serves_many_reads(name):
     with PyAVReader(fixture(name), num_threads=2) as video:
         for wanted in ([5, 1], [0, 9, 2], [11]):
             assert [frame_index(np.rot90(f, undo)) for f in video.get_frames(wanted)] == wanted
+
+
+def test_torchcodec_is_used_only_when_asked_for(monkeypatch):
+    assert "torchcodec" not in available_backends()  # so "auto" and the tools' defaults never pick it
+    monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)  # as if not installed
+    with pytest.raises(ImportError, match="'torchcodec' is not installed: it is optional"):
+        open_video(fixture("vp9.webm"), "torchcodec")

@@ -1,4 +1,4 @@
-"""Video decoding behind one small interface, with two backends.
+"""Video decoding behind one small interface, with two backends (and an optional third).
 
 * `decord` (default, for mp4/mov, WebM and MKV): builds a frame index when the file is opened, then
   seeks to the keyframe before each requested frame and decodes only what it needs. Fast, especially
@@ -7,6 +7,7 @@
 * `pyav`: decodes sequentially from the start up to the last requested frame. Used for MPEG-TS (decord
   opens it but returns the wrong frames), and whenever decord cannot open or read a file (AV1, some
   narrow frames); a file decord failed on goes straight to PyAV for the rest of the process.
+* `torchcodec`: only when installed and chosen by name (`backend="torchcodec"`); not a dependency.
 
 What every reader guarantees, whatever the backend:
 
@@ -225,6 +226,25 @@ class DecordReader(VideoReader):
         self._vr = None
 
 
+def _packet_times(container, stream, fps: float) -> np.ndarray:
+    """Presentation times (seconds from the stream's start) of the packets whose data exist, by
+    demuxing (not decoding) the whole stream; the container is left at its start."""
+    pts = []
+    try:
+        for packet in container.demux(stream):
+            # A packet cut short by the end of the file comes flagged corrupt: its frame is lost.
+            if packet.size > 0 and not packet.is_corrupt:
+                pts.append(packet.pts if packet.pts is not None else packet.dts)
+    except av.error.FFmpegError:
+        pass  # data cut short: the packets read so far are what exists
+    container.seek(0)
+    base = stream.start_time or 0
+    tb = float(stream.time_base) if stream.time_base else 1 / fps
+    if any(p is None for p in pts):  # no timestamps at all: a constant rate is the best guess
+        return np.arange(len(pts)) / fps
+    return (np.asarray(pts, dtype=np.float64) - base) * tb
+
+
 class PyAVReader(VideoReader):
     backend = "pyav"
 
@@ -245,7 +265,7 @@ class PyAVReader(VideoReader):
             self.format = self._container.format.name
             # Demuxing (not decoding) every packet gives the frames whose data exist and their times;
             # the index's count (mp4) may promise more.
-            times = self._packet_times(stream)
+            times = _packet_times(self._container, stream, self.fps)
             self.data_frames = len(times)
             self.num_frames = max(stream.frames, self.data_frames)
         except DecodeError:
@@ -259,22 +279,6 @@ class PyAVReader(VideoReader):
             raise self._fail("no video frames")
         self._set_times(times)
         self.rotation = 0  # degrees counter-clockwise, as FFmpeg's display matrix; known after a read
-
-    def _packet_times(self, stream) -> np.ndarray:
-        pts = []
-        try:
-            for packet in self._container.demux(stream):
-                # A packet cut short by the end of the file comes flagged corrupt: its frame is lost.
-                if packet.size > 0 and not packet.is_corrupt:
-                    pts.append(packet.pts if packet.pts is not None else packet.dts)
-        except av.error.FFmpegError:
-            pass  # data cut short: the packets read so far are what exists
-        self._container.seek(0)
-        base = stream.start_time or 0
-        tb = float(stream.time_base) if stream.time_base else 1 / self.fps
-        if any(p is None for p in pts):  # no timestamps at all: a constant rate is the best guess
-            return np.arange(len(pts)) / self.fps
-        return (np.asarray(pts, dtype=np.float64) - base) * tb
 
     def _read(self, unique: np.ndarray) -> np.ndarray:
         wanted = {int(i): k for k, i in enumerate(unique)}
@@ -313,6 +317,44 @@ class PyAVReader(VideoReader):
         if container is not None:
             container.close()
             self._container = None
+
+
+class TorchCodecReader(VideoReader):
+    """torchcodec (PyTorch's FFmpeg decoder), only when installed and asked for by name: not a
+    dependency. It seeks exactly and turns rotated frames itself; frame times, the count of frames
+    with data and the declared count come from a PyAV demux, as for PyAVReader, so that cut files
+    and VFR behave the same with every backend. It cannot read MPEG-TS (0.13: "no more frames")."""
+
+    backend = "torchcodec"
+
+    def __init__(self, path: str, num_threads: int = 1):
+        super().__init__(path)
+        from torchcodec.decoders import VideoDecoder
+        try:
+            self._decoder = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=num_threads,
+                                         seek_mode="exact")
+            meta = self._decoder.metadata
+            self.fps = _valid_fps(meta.average_fps)
+            with av.open(path) as container:
+                stream = container.streams.video[0]
+                times = _packet_times(container, stream, self.fps)
+                declared = stream.frames
+        except Exception as e:  # torchcodec raises RuntimeError/ValueError, PyAV av.error.*
+            raise self._fail(e) from None
+        self.data_frames = min(len(times), meta.num_frames or len(times))
+        self.num_frames = max(declared, self.data_frames)
+        if self.data_frames <= 0:
+            raise self._fail("no video frames")
+        self._set_times(times[: self.data_frames])
+
+    def _read(self, unique: np.ndarray) -> np.ndarray:
+        try:
+            return self._decoder.get_frames_at(unique.tolist()).data.numpy()  # [n, H, W, 3]
+        except Exception as e:
+            raise self._fail(e) from None
+
+    def close(self) -> None:
+        self._decoder = None
 
 
 def probe_rotation(path: str) -> int:
@@ -382,7 +424,8 @@ def _is_mpegts(path: str) -> bool:
 
 
 def open_video(path: str | os.PathLike, backend: str = "auto", num_threads: int = 1) -> VideoReader:
-    """Open a video with `backend` in {"auto", "decord", "pyav"}.
+    """Open a video with `backend` in {"auto", "decord", "pyav", "torchcodec"} (the last only when
+    installed; never chosen by "auto").
 
     "auto" uses decord (PyAV where decord is not installed, for MPEG-TS, and for files decord already
     failed on in this process); whenever decord fails to open or read a file, PyAV tries before the
@@ -403,12 +446,20 @@ def open_video(path: str | os.PathLike, backend: str = "auto", num_threads: int 
         if backend not in have:
             raise ImportError(f"video backend {backend!r} is not installed (installed: {have})")
         order = [backend]
+    elif backend == "torchcodec":
+        try:
+            import torchcodec.decoders  # noqa: F401
+        except ImportError:
+            raise ImportError("video backend 'torchcodec' is not installed: it is optional "
+                              "(pip install torchcodec, which needs FFmpeg's libraries)") from None
+        order = [backend]
     else:
-        raise ValueError(f"unknown video backend {backend!r}; choose 'auto', 'decord' or 'pyav'")
+        raise ValueError(f"unknown video backend {backend!r}; choose 'auto', 'decord', 'pyav' or 'torchcodec'")
     errors = []
+    readers = {"decord": DecordReader, "pyav": PyAVReader, "torchcodec": TorchCodecReader}
     for name in order:
         try:
-            reader = (DecordReader if name == "decord" else PyAVReader)(path, num_threads)
+            reader = readers[name](path, num_threads)
         except DecodeError as e:
             errors.append(e)
             if name == "decord" and len(order) > 1:
