@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     p.add_argument("list", type=Path, help="data list: 'path label' lines (labels optional here)")
     p.add_argument("--root", type=Path, help="folder relative paths start from (default: the list's folder)")
     p.add_argument("--workers", type=int, default=default_workers())
-    p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav"],
+    p.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav", "torchcodec"],
                    help="the backend training will use (default: auto)")
     p.add_argument("--quick", action="store_true",
                    help="read only the first, middle and last frames (misses corruption in between)")
