@@ -65,7 +65,7 @@ class DataConfig:
     sampling_mode: str = "stride"  # "stride" (Kinetics) or "segment" (SSv2)
     crop_size: int = 224
     num_workers: int = 8  # DataLoader workers per process
-    backend: str = "auto"  # video decoder: auto, decord, pyav
+    backend: str = "auto"  # video decoder: auto, decord, pyav, torchcodec (only if installed)
     scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # random resized crop area
     hflip: bool = True  # off for SSv2 (labels say left/right) and the synthetic set
     randaug_magnitude: float = 7.0  # RandAugment rand-m{M}-n{N}-mstd{S}; 0 ops disables it
@@ -85,8 +85,9 @@ class DataConfig:
     def __post_init__(self):
         if self.sampling_mode not in ("stride", "segment"):
             raise ConfigError(f"data.sampling_mode must be 'stride' or 'segment', got {self.sampling_mode!r}")
-        if self.backend not in ("auto", "decord", "pyav"):
-            raise ConfigError(f"data.backend must be auto, decord or pyav, got {self.backend!r}")
+        if self.backend not in ("auto", "decord", "pyav", "torchcodec"):
+            raise ConfigError(f"data.backend must be auto, decord, pyav or torchcodec (if installed), "
+                              f"got {self.backend!r}")
         for key in ("num_repeats", "num_frames", "sampling_rate", "crop_size"):
             _at_least(f"data.{key}", getattr(self, key), 1)
         _at_least("data.num_workers", self.num_workers, 0)

@@ -190,12 +190,16 @@ def test_resume_after_a_mid_epoch_checkpoint_reports_the_whole_epoch(data, finis
 # 4. A fresh run never writes into a folder that holds any part of a run
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("keep", [("model_best.pt", "metrics.jsonl"), ("metrics.jsonl",), ("model_last.pt",),
-                                  ("config.yaml",)])
+                                  ("config.yaml",), ("tensorboard",)])
 def test_a_fresh_run_refuses_a_folder_with_any_artefact(data, finished, tmp_path, keep):
     out = tmp_path / "run"
     out.mkdir()
     for name in keep:
-        shutil.copy(finished[0] / name, out / name)
+        if name == "tensorboard":
+            (out / name).mkdir()
+            (out / name / "events.out.tfevents.1").write_bytes(b"x")
+        else:
+            shutil.copy(finished[0] / name, out / name)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(FileExistsError, match=r"already holds a run .*train.resume=true.*nothing was overwritten"):
         train(config(data, out))

@@ -150,6 +150,14 @@ def test_two_processes_stay_in_sync_and_validate_each_video_once(data, tmp_path)
         assert row["val_videos"] == 5 and row["val_unreadable"] == 0  # 5 videos over 2 processes: none twice
         assert row["step"] == 4 * epoch  # 8 videos / (1 video x 2 processes) = 4 updates per epoch
     assert "16 clips" not in proc.stderr and "4 clips per update (2 per process x 2 processes" in proc.stderr
+    # Both processes resume from the same checkpoint (the main one picks it) with their own RNG states.
+    assert sorted(p.name for p in (out / "checkpoints" / "step_00000008").glob("rng_*.pt")) == ["rng_0.pt", "rng_1.pt"]
+    proc = subprocess.run(cmd + ["train.resume=true", "train.epochs=3"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "resumed from" in proc.stderr and "step_00000008" in proc.stderr
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and rows[-1]["weights_in_sync"] is True
 
 
 def test_a_fresh_run_never_overwrites_an_existing_one(data, tmp_path, fresh_accelerate):
