@@ -147,3 +147,21 @@ def test_embeddings_are_normalised_aligned_and_resumable(setup, tmp_path):
     after = {p.name: p.stat().st_mtime_ns for p in (out / "parts").iterdir()}
     assert {k: after[k] for k in before} == before and "part_000000004.npz" in after
     np.testing.assert_array_equal(np.load(out / "embeddings.npy"), emb)
+
+
+def test_evaluate_compiles_the_model_when_the_config_says_so(setup, tmp_path, monkeypatch, fresh_accelerate):
+    calls = []
+
+    def fake_compile(model, *args, **kwargs):  # records, and returns the model as is: no real compile here
+        calls.append(type(model).__name__)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    def argv(out, *overrides):
+        return ["--cfg", str(setup / "cfg.yaml"), "--ckpt", str(setup / "model.pt"), "--out", str(tmp_path / out),
+                "eval.num_temporal_clips=1", "eval.num_spatial_crops=1", *overrides]
+
+    assert load_tool("evaluate").main(argv("plain")) == 0
+    assert calls == []
+    assert load_tool("evaluate").main(argv("compiled", "model.compile=true")) == 0
+    assert calls == ["Hiera"]

@@ -39,7 +39,8 @@ def main(argv=None) -> int:
     except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({"mAP": metrics["mAP"], "classes": len(metrics["per_class"])}))
+    if metrics:  # the main process's; the others return {}
+        print(json.dumps({"mAP": metrics["mAP"], "classes": len(metrics["per_class"])}))
     return 0
 
 

@@ -59,32 +59,52 @@ def val_dataset(cfg: Config) -> AVADataset:
 
 
 @torch.no_grad()
+def score_boxes(accelerator, model, loader, mean, std, loss_kind: str = "bce",
+                progress: str | None = None) -> tuple[tuple[list, torch.Tensor], int]:
+    """This process's share of `loader`: ((rows [(keyframe index, box index, (video_id, sec), box)],
+    scores [K, 80]), number of clips it scored). No collective call: processes may hold different
+    numbers of batches."""
+    from tqdm import tqdm
+
+    model.eval()
+    rows, scores, clips = [], [], 0
+    bar = tqdm(loader, desc=progress, disable=progress is None or not accelerator.is_main_process, leave=False,
+               dynamic_ncols=True)
+    for batch in bar:
+        clips += len(batch["keys"])
+        if not len(batch["boxes"]):
+            continue
+        with accelerator.autocast():
+            logits = model(normalize(batch["video"], mean, std), batch["boxes"], batch["box_batch"])
+        scores.append(ava_scores(logits, loss_kind).float().cpu())
+        keys = batch["keys"]
+        for kf, bi, clip, box in zip(batch["keyframe"].tolist(), batch["box_index"].tolist(),
+                                     batch["box_batch"].tolist(), batch["orig_boxes"].tolist()):
+            rows.append((kf, bi, tuple(keys[clip]), tuple(box)))
+    # One [K, 80] tensor, not K row views: pickling a view sends its whole batch along.
+    return (rows, torch.cat(scores) if scores else torch.zeros(0, 80)), clips
+
+
+def gather_boxes(share: tuple[list, torch.Tensor]) -> dict[tuple[int, int], tuple[tuple, tuple, torch.Tensor]]:
+    """Every process's `score_boxes` share, de-duplicated on (keyframe, box) (an evenly split loader
+    repeats keyframes to fill the last batch): {(keyframe index, box index): ((video_id, sec), box,
+    scores [80])}, complete on every process. One collective call, made by every process."""
+    from accelerate.utils import gather_object
+
+    found: dict[tuple[int, int], tuple[tuple, tuple, torch.Tensor]] = {}
+    for rows, scores in gather_object([share]):  # ragged: keyframes hold different numbers of boxes
+        for (kf, bi, key, box), s in zip(rows, scores):
+            found.setdefault((kf, bi), (key, box, s))
+    return found
+
+
 def predict_boxes(accelerator, model, loader, mean, std, loss_kind: str = "bce",
                   progress: str | None = None) -> dict[tuple[int, int], tuple[tuple, tuple, torch.Tensor]]:
     """Scores of every box of every keyframe in `loader`, gathered across processes and de-duplicated
     on (keyframe, box): {(keyframe index, box index): ((video_id, sec), box, scores [80])}, complete
     on every process."""
-    from accelerate.utils import gather_object
-    from tqdm import tqdm
-
-    model.eval()
-    found: dict[tuple[int, int], tuple[tuple, tuple, torch.Tensor]] = {}
-    bar = tqdm(loader, desc=progress, disable=progress is None or not accelerator.is_main_process, leave=False,
-               dynamic_ncols=True)
-    for batch in bar:
-        rows = []
-        if len(batch["boxes"]):
-            with accelerator.autocast():
-                logits = model(normalize(batch["video"], mean, std), batch["boxes"], batch["box_batch"])
-            scores = ava_scores(logits, loss_kind).cpu()
-            keys = batch["keys"]
-            for k, (kf, bi, clip, box) in enumerate(zip(batch["keyframe"].tolist(), batch["box_index"].tolist(),
-                                                        batch["box_batch"].tolist(), batch["orig_boxes"].tolist())):
-                rows.append((kf, bi, tuple(keys[clip]), tuple(box), scores[k]))
-        # Ragged per process (keyframes hold different numbers of boxes): gather Python objects.
-        for kf, bi, key, box, s in gather_object(rows):
-            found.setdefault((kf, bi), (key, box, s))
-    return found
+    share, _ = score_boxes(accelerator, model, loader, mean, std, loss_kind, progress)
+    return gather_boxes(share)
 
 
 def detection_rows(found: dict, action_ids: list[int]) -> list[tuple[str, int, tuple, int, float]]:
@@ -117,17 +137,27 @@ class FrameMapScorer:
 
 def evaluate_ava(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None) -> dict:
     """Centre-crop inference on the val keyframes with the proposals; writes OUT/detections.csv (the
-    official format), OUT/metrics.json (frame mAP and per-class AP) and OUT/per_class.csv."""
+    official format), OUT/metrics.json (frame mAP and per-class AP) and OUT/per_class.csv.
+
+    Over several processes each scores its own part of the keyframes (each keyframe exactly once: the
+    split is not evened out with repeats) and the main one gathers the boxes, scores and reports;
+    metrics.json records how many keyframes each process scored. Returns the metrics on the main
+    process, {} on the others."""
     import csv
 
-    from accelerate import Accelerator
+    from accelerate import DataLoaderConfiguration
+    from accelerate.utils import gather_object
     from torch.utils.data import DataLoader
 
     from ..data.ava import collate_ava
     from ..models import create_model, read_checkpoint
+    from .accel import build_accelerator
 
     out = Path(out_dir) if out_dir else Path(cfg.output_dir) / "eval_ava"
-    accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision if torch.cuda.is_available() else "no")
+    # even_batches=False: no process repeats keyframes to fill its last batch; score_boxes makes no
+    # collective call per batch, so processes may run different numbers of batches.
+    accelerator = build_accelerator(mixed_precision=cfg.train.mixed_precision if torch.cuda.is_available() else "no",
+                                    dataloader_config=DataLoaderConfiguration(even_batches=False))
     ckpt = read_checkpoint(ckpt_path)
     if not ckpt.model_config or "ava_num_classes" not in ckpt.model_config:
         raise ValueError(f"{ckpt_path} is not an AVA detector checkpoint (train one with task: ava)")
@@ -135,16 +165,28 @@ def evaluate_ava(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None)
     ds = val_dataset(cfg)
     loader = DataLoader(ds, batch_size=cfg.eval.batch_size, shuffle=False, collate_fn=collate_ava,
                         num_workers=cfg.data.num_workers)
-    model, loader = accelerator.prepare(model, loader)
-    found = predict_boxes(accelerator, model, loader, cfg.data.mean, cfg.data.std, cfg.ava.loss,
-                          progress="detecting")
-    scorer = FrameMapScorer(cfg)
-    rows = scorer.rows(found)
-    metrics = scorer(rows)
+    if cfg.model.compile:  # as in training; the first batches pay for the compilation
+        model = torch.compile(model)
+    # evaluation_mode: a plain copy of the model per process, no DDP wrapper (whose forward could wait
+    # for a process that has run out of batches).
+    model = accelerator.prepare_model(model, evaluation_mode=True)
+    loader = accelerator.prepare(loader)
+    share, clips = score_boxes(accelerator, model, loader, cfg.data.mean, cfg.data.std, cfg.ava.loss,
+                               progress="detecting")
+    if accelerator.num_processes > 1:
+        logger.info("process %d of %d scored %d keyframes (%d boxes)", accelerator.process_index,
+                    accelerator.num_processes, clips, len(share[0]))
+    found = gather_boxes(share)
+    per_process = gather_object([clips])
+    metrics: dict = {}
     if accelerator.is_main_process:
+        scorer = FrameMapScorer(cfg)
+        rows = scorer.rows(found)
+        metrics = scorer(rows)
         out.mkdir(parents=True, exist_ok=True)
         write_detections(out / "detections.csv", rows)
         (out / "metrics.json").write_text(json.dumps({**metrics, "num_keyframes_scored": len(ds),
+                                                      "keyframes_per_process": per_process,
                                                       "num_boxes": len(found), "checkpoint": str(ckpt_path)},
                                                      indent=2))
         with open(out / "per_class.csv", "w", newline="") as f:
@@ -152,7 +194,7 @@ def evaluate_ava(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None)
             w.writerow(["id", "name", "ap"])
             for c in metrics["per_class"]:
                 w.writerow([c["id"], c["name"], "" if c["ap"] is None else f"{c['ap']:.6f}"])  # None: no GT
-        logger.info("frame mAP %.4f over %d classes (%d keyframes, %d boxes); %s", metrics["mAP"],
-                    len(metrics["per_class"]), len(ds), len(found), out)
+        logger.info("frame mAP %.4f over %d classes (%d keyframes over %d processes, %d boxes); %s", metrics["mAP"],
+                    len(metrics["per_class"]), len(ds), accelerator.num_processes, len(found), out)
+    accelerator.wait_for_everyone()  # no process exits (and tears down the group) while the main one writes
     return metrics
-

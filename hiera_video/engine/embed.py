@@ -69,12 +69,11 @@ def extract_embeddings(cfg: Config | None, ckpt_path: str, list_path: str, out_d
                        temporal: int = 1, spatial: int = 1, pool: str = "mean", model_name: str | None = None,
                        chunk: int = 512, batch_size: int = 4, num_workers: int = 2, root: str | None = None) -> dict:
     """See the module docstring. Returns meta.json's content (on every process)."""
-    from accelerate import Accelerator
     from tqdm import tqdm
 
-    from .train import _multi_process_without_gpu
+    from .accel import build_accelerator
 
-    accelerator = Accelerator(cpu=_multi_process_without_gpu())
+    accelerator = build_accelerator()
     out = Path(out_dir)
     parts = out / "parts"
     if accelerator.is_main_process:

@@ -258,12 +258,11 @@ def write_reports(out: Path, entries: list[Entry], names: list[str], videos: tor
 def evaluate(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None, model_name: str | None = None) -> dict:
     """Multi-view evaluation of `ckpt_path` on `cfg.eval.list` (else `cfg.data.val_list`); see the
     module docstring. Writes the reports to `out_dir` (default output_dir/eval) on the main process."""
-    from accelerate import Accelerator
     from torch.utils.data import DataLoader
 
-    from .train import _multi_process_without_gpu
+    from .accel import build_accelerator
 
-    accelerator = Accelerator(cpu=_multi_process_without_gpu(), mixed_precision=cfg.train.mixed_precision)
+    accelerator = build_accelerator(mixed_precision=cfg.train.mixed_precision)
     list_path = cfg.eval.list or cfg.data.val_list
     if not list_path:
         raise ValueError("nothing to evaluate: set eval.list or data.val_list")
@@ -276,6 +275,8 @@ def evaluate(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None, mod
                             cfg.data.backend)
     loader = DataLoader(ds, batch_size=cfg.eval.batch_size, shuffle=False, collate_fn=collate_views,
                         num_workers=cfg.data.num_workers, pin_memory=torch.cuda.is_available())
+    if cfg.model.compile:  # as in training; the first batches pay for the compilation
+        model = torch.compile(model)
     model, loader = accelerator.prepare(model, loader)
     if accelerator.is_main_process:
         logger.info("evaluating %s on %d videos x %d views (%d temporal x %d spatial), ensemble %s", ckpt_path,
@@ -288,9 +289,11 @@ def evaluate(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None, mod
     metrics = None
     if accelerator.is_main_process:
         metrics = write_reports(out, entries, names, videos, scores, unreadable, len(views), cfg.eval.ensemble)
-        logger.info("top-1 %.4f, top-5 %.4f, mean class accuracy %.4f over %d videos (%d views, %d unreadable); "
-                    "reports in %s", metrics["top1"], metrics["top5"], metrics["mean_class_acc"],
-                    metrics["num_videos"], metrics["num_views"], metrics["num_unreadable"], out)
+        readable = metrics["num_videos"] - metrics["num_unreadable"]
+        logger.info("top-1 %.4f, top-5 %.4f, mean class accuracy %.4f over the %d readable videos of %d (%d views; "
+                    "%d unreadable, listed in metrics.json); reports in %s", metrics["top1"], metrics["top5"],
+                    metrics["mean_class_acc"], readable, metrics["num_videos"], metrics["num_views"],
+                    metrics["num_unreadable"], out)
     accelerator.wait_for_everyone()
     return metrics or {}
 

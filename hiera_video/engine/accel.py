@@ -1,0 +1,87 @@
+"""The one place an entry point gets its `Accelerator`: the launch is checked first, so a requested
+distributed mode either runs as requested or stops with a message saying why and what to do.
+
+What runs where (Accelerate 1.x, read from the variables `accelerate launch` sets):
+
+    GPUs, --multi_gpu / --use_fsdp / --use_deepspeed     as requested (what each entry point supports
+                                                         is its own business: train() refuses FSDP)
+    no GPU, --multi_gpu --num_processes N                N processes, data parallel over gloo
+    no GPU, --use_fsdp or --use_deepspeed                refused: Accelerate does not shard on CPU
+    --num_processes N > 1 without --multi_gpu            refused: Accelerate starts one process
+
+Left to itself Accelerate gets two of these silently wrong on a machine without GPUs: N torchrun
+processes become N independent single-process runs that all write the same folder (unless told
+`cpu=True`), and telling it `cpu=True` turns an FSDP or DeepSpeed launch into plain DDP.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger("hiera_video")
+
+# Where a launcher says how many processes there are (torchrun; mpirun's flavours, as Accelerate reads them).
+_WORLD_SIZE_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+class LaunchError(ValueError):
+    """A launch that would not run as it was asked to (a ValueError: the CLIs print it and exit 2)."""
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "false").strip().lower() in ("1", "true", "yes")
+
+
+def world_size(env: Mapping[str, str]) -> int:
+    for name in _WORLD_SIZE_VARS:
+        if env.get(name):
+            return int(env[name])
+    return 1
+
+
+def check_launch(env: Mapping[str, str], has_gpu: bool) -> bool:
+    """Raises LaunchError for a launch that would not run as asked (see the module docstring).
+    Returns whether Accelerate must be told `cpu=True` (several processes, no GPU: gloo data parallel)."""
+    n = world_size(env)
+    if not has_gpu:
+        for var, what in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+            if _flag(env, var):
+                raise LaunchError(f"{what} needs GPUs and this machine has none (Accelerate does not shard on CPU; "
+                                  f"{var}=true came from `accelerate launch` or its config file). For data "
+                                  f"parallelism over CPU processes use `accelerate launch --multi_gpu "
+                                  f"--num_processes N`; for one process, plain `python`")
+    # `accelerate launch --num_processes N` without --multi_gpu (and with fewer than 2 GPUs) runs its simple
+    # launcher: ONE process, yet it exports MASTER_ADDR for the N it was asked for. It is the only launcher
+    # that sets ACCELERATE_USE_CPU, and no launcher of several processes leaves the world size unset.
+    if n == 1 and "ACCELERATE_USE_CPU" in env and "MASTER_ADDR" in env:
+        raise LaunchError("`accelerate launch` started a single process although more were asked for "
+                          "(--num_processes > 1 or --num_machines > 1 without --multi_gpu; its config file can "
+                          "ask too): add --multi_gpu (data parallel, on GPUs or, without them, on CPU processes), "
+                          "or drop --num_processes for one process. (MASTER_ADDR inherited from your shell "
+                          "looks the same: unset it for a one-process run.)")
+    return n > 1 and not has_gpu
+
+
+def build_accelerator(*, mixed_precision: str = "no", grad_accum: int = 1, project_dir: str | Path | None = None,
+                      log_with: str | None = None, **kw):
+    """An `Accelerator` for this launch, after `check_launch`. `project_dir` sets Accelerate's project
+    folder (checkpoints) with TensorBoard logs in its tensorboard/; `kw` goes to `Accelerator` as is
+    (dataloader_config, step_scheduler_with_optimizer, ...)."""
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    cpu = check_launch(os.environ, torch.cuda.is_available())
+    if project_dir is not None:
+        kw["project_config"] = ProjectConfiguration(project_dir=str(project_dir),
+                                                    logging_dir=str(Path(project_dir) / "tensorboard"))
+    accelerator = Accelerator(cpu=cpu, mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum,
+                              log_with=log_with, **kw)
+    if accelerator.num_processes > 1 and accelerator.is_main_process:
+        logger.info("%d processes, %s on %s (backend %s)", accelerator.num_processes,
+                    accelerator.distributed_type.value, accelerator.device.type, accelerator.state.backend)
+    return accelerator
