@@ -91,16 +91,17 @@ def test_sigkill_at_any_moment_then_resume_gives_identical_weights(data, tmp_pat
 
 def poison_loss(monkeypatch, at_call: int, value: float):
     """Make the training loss `value` (NaN, inf) at its `at_call`-th computation."""
+    from hiera_video.engine import tasks
     from hiera_video.engine import train as engine
     calls = {"n": 0}
-    real = engine.soft_target_cross_entropy
+    real = tasks.soft_target_cross_entropy
 
     def poisoned(logits, target):
         calls["n"] += 1
         loss = real(logits, target)
         return loss * value if calls["n"] == at_call else loss
 
-    monkeypatch.setattr(engine, "soft_target_cross_entropy", poisoned)
+    monkeypatch.setattr(tasks, "soft_target_cross_entropy", poisoned)
     return engine
 
 

@@ -1,4 +1,4 @@
-"""AVA v2.2 detection with the shared training loop (`task: ava`) and its evaluation: datasets from
+"""AVA v2.2 detection: its training task for the shared loop (`AvaTask`, `task: ava`) and its evaluation: datasets from
 the official files, per-box inference gathered exactly across processes, detections in the official
 CSV format, and the frame-level mAP (`engine/ava_map.py`).
 """
@@ -198,3 +198,49 @@ def evaluate_ava(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None)
                     len(metrics["per_class"]), len(ds), accelerator.num_processes, len(found), out)
     accelerator.wait_for_everyone()  # no process exits (and tears down the group) while the main one writes
     return metrics
+
+
+# ------------------------------------------------------------------------------------------------
+# The training task (`task: ava` in the shared loop, engine/train.py)
+# ------------------------------------------------------------------------------------------------
+from .tasks import Datasets, Task  # noqa: E402  (tasks.py names this class lazily: no import cycle)
+
+
+class AvaTask(Task):
+    """AVA detection: Hiera + RoI head on keyframe clips with boxes; BCE (or CE) over the actions of
+    each box; validation = frame mAP of the val proposals with the official evaluator's rules."""
+    best_metric, higher_is_better = "val_map", True
+
+    def __init__(self, cfg: Config):
+        super().__init__(cfg)
+        if cfg.data.num_repeats != 1:
+            raise ValueError("task ava uses one clip per keyframe: set data.num_repeats=1")
+        self.scorer = None
+
+    def build_model(self):
+        from ..data.ava import NUM_ACTIONS
+        from ..models.registry import create_ava_model
+        c, d = self.cfg.model, self.cfg.data
+        model = create_ava_model(c.name, pretrained=c.pretrained, drop_path_rate=c.drop_path,
+                                 input_size=(d.num_frames, d.crop_size, d.crop_size), roi_dropout=c.dropout,
+                                 ava_num_classes=NUM_ACTIONS)
+        model.set_grad_checkpointing(c.grad_checkpointing)
+        return model
+
+    def datasets(self):
+        from ..data.ava import collate_ava
+        a = self.cfg.ava
+        val = val_dataset(self.cfg) if a.val_annotations and a.val_proposals else None
+        self.scorer = FrameMapScorer(self.cfg) if val is not None else None  # ground truth read once
+        return Datasets(train_dataset(self.cfg), val, collate_ava, collate_ava)
+
+    def loss(self, model, x, target, batch):
+        from ..models.detection import ava_loss
+        return ava_loss(model(x, batch["boxes"], batch["box_batch"]), batch["labels"], self.cfg.ava.loss)
+
+    def validate(self, accelerator, model, loader):
+        found = predict_boxes(accelerator, model, loader, self.cfg.data.mean, self.cfg.data.std, self.cfg.ava.loss,
+                              progress="validating")
+        result = self.scorer(self.scorer.rows(found))
+        return {"val_map": round(float(result["mAP"]), 6), "val_keyframes": len(loader.dataset),
+                "val_boxes": len(found)}

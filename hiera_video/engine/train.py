@@ -1,5 +1,7 @@
-"""Training with Hugging Face Accelerate: finetuning a Hiera classifier (`task: classify`) and MAE
-pretraining (`task: mae`) share this loop; only the loss and the validation metric differ.
+"""Training with Hugging Face Accelerate: one loop for finetuning (`task: classify`), MAE pretraining
+(`task: mae`) and AVA detection (`task: ava`). What differs between them (model, datasets, batch
+augmentation, loss, validation, the figure that picks model_best.pt) is the task object's
+(`engine/tasks.py`, `engine/ava.py`); the loop itself has no task branches.
 
 One loop for one CPU, many GPUs, many nodes: all of that comes from `accelerate config` /
 `accelerate launch` flags (FSDP and DeepSpeed stop at the start until checkpoints can hold sharded
@@ -9,7 +11,7 @@ optimizer state). What the loop guarantees:
   and every random draw of the data pipeline for a sample uses its own seed, so a clip's augmentation
   does not depend on which worker made it or on how many batches were skipped. The DataLoader has its
   own generator, so making an iterator never touches the global RNG, which drop path, random erasing
-  and mixup use and which Accelerate saves. A run killed at any point and resumed from its last
+  and mixup use and which the checkpoint saves. A run killed at any point and resumed from its last
   checkpoint ends with the same weights as an uninterrupted one (bitwise on CPU).
 * **Checkpoints that cannot run code or lose a run** (`engine/state.py`): written atomically with a
   manifest of sizes and hashes, read without unpickling; resume verifies them and falls back to the
@@ -18,8 +20,10 @@ optimizer state). What the loop guarantees:
   download or model build, and a start that fails leaves nothing behind.
 * **No silent corruption.** A non-finite loss stops the run naming the update (or skips the update,
   `train.on_nonfinite=skip`) before any weight changes.
-* **Exact validation.** Predictions are gathered with their video ids and de-duplicated, so padding
-  added to even out processes never counts twice and unreadable videos are reported, not replaced.
+* **Exact validation.** Predictions are gathered with their ids and de-duplicated, so padding added to
+  even out processes never counts twice and unreadable videos are reported, not replaced.
+* **Honest throughput.** clips/s counts from the end of each epoch's first update, so start-up,
+  `torch.compile` and worker start are not in it, and validation never is.
 """
 
 from __future__ import annotations
@@ -35,29 +39,19 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from ..config import Config, check_paths, save_config
-from ..data.datasets import (BadVideos, BatchAugment, ClipDataset, MultiViewDataset, TooManyBadVideos, collate_clips,
-                             collate_views)
-from ..data.lists import read_list
-from ..data.mix import Mixup, soft_target_cross_entropy
-from ..data.transforms import RandAugment
+from ..data.datasets import BadVideos, TooManyBadVideos
 from ..fileio import atomic_write, remove_stale_temporaries
-from ..models import create_model, save_model
+from ..models import save_model
 from ..models.checkpoints import CheckpointError
-from ..models.detection import ava_loss
-from . import ava
-from .evaluate import predict_views, topk_accuracy
 from .optim import ModelEma, build_optimizer, build_scheduler
 from .state import TrainState, find_resumable, latest_checkpoint, load_checkpoint, save_checkpoint  # noqa: F401
+from .tasks import Task, eval_dataset, get_task, mae_clip_losses, train_dataset  # noqa: F401
 
 logger = logging.getLogger("hiera_video")
 
 
 class NonFiniteLossError(RuntimeError):
     pass
-
-
-# The validation figure that picks model_best.pt, per task, and whether higher is better.
-BEST_METRIC = {"classify": ("val_top1", True), "mae": ("val_loss", False), "ava": ("val_map", True)}
 
 
 class EpochSampler(Sampler):
@@ -79,56 +73,9 @@ class EpochSampler(Sampler):
         return self.size
 
 
-# ------------------------------------------------------------------------------------------------
-# Building the pieces
-# ------------------------------------------------------------------------------------------------
 def build_model(cfg: Config) -> torch.nn.Module:
-    input_size = (cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size)
-    if cfg.task == "ava":
-        from ..models.registry import create_ava_model
-        from ..data.ava import NUM_ACTIONS
-        model = create_ava_model(cfg.model.name, pretrained=cfg.model.pretrained, drop_path_rate=cfg.model.drop_path,
-                                 input_size=input_size, roi_dropout=cfg.model.dropout, ava_num_classes=NUM_ACTIONS)
-        model.set_grad_checkpointing(cfg.model.grad_checkpointing)
-        return model
-    is_mae = cfg.model.name.startswith("mae_")
-    if is_mae != (cfg.task == "mae"):
-        want = "an mae_* model, e.g. mae_hiera_large_16x224" if cfg.task == "mae" else "a classifier (hiera_*)"
-        raise ValueError(f"model.name {cfg.model.name!r} does not fit task {cfg.task!r}: it needs {want}")
-    if is_mae:
-        extra = {} if cfg.model.mask_ratio is None else {"mask_ratio": cfg.model.mask_ratio}
-        model = create_model(cfg.model.name, pretrained=cfg.model.pretrained, drop_path_rate=cfg.model.drop_path,
-                             input_size=input_size, **extra)
-    else:
-        model = create_model(cfg.model.name, pretrained=cfg.model.pretrained, num_classes=cfg.model.num_classes,
-                             drop_path_rate=cfg.model.drop_path, head_dropout=cfg.model.dropout,
-                             input_size=input_size)
-    model.set_grad_checkpointing(cfg.model.grad_checkpointing)
-    return model
-
-
-def train_dataset(cfg: Config) -> ClipDataset:
-    d = cfg.data
-    if not d.train_list:
-        raise ValueError("data.train_list is not set: give a list of `path label` lines (data_lists/README.md)")
-    randaug = RandAugment(d.randaug_magnitude, d.randaug_num_ops, d.randaug_std) if d.randaug_num_ops > 0 else None
-    entries = (read_list(d.train_list, d.root, labelled=False) if cfg.task == "mae"  # MAE needs no labels
-               else read_list(d.train_list, d.root, num_classes=cfg.model.num_classes))
-    return ClipDataset(entries, num_frames=d.num_frames,
-                       sampling_rate=d.sampling_rate, target_fps=d.target_fps, sampling_mode=d.sampling_mode,
-                       crop_size=d.crop_size, scale=tuple(d.scale), hflip=d.hflip, randaug=randaug,
-                       randaug_order=d.randaug_order, short_side=d.train_short_side, num_repeats=d.num_repeats,
-                       backend=d.backend)
-
-
-def eval_dataset(cfg: Config, list_path: str, temporal: int, spatial: int) -> MultiViewDataset:
-    d = cfg.data
-    entries = (read_list(list_path, d.root, labelled=False) if cfg.task == "mae"
-               else read_list(list_path, d.root, num_classes=cfg.model.num_classes))
-    return MultiViewDataset(entries,
-                            num_frames=d.num_frames, sampling_rate=d.sampling_rate, target_fps=d.target_fps,
-                            sampling_mode=d.sampling_mode, crop_size=d.crop_size, num_temporal_clips=temporal,
-                            num_spatial_crops=spatial, test_short_side=d.test_short_side, backend=d.backend)
+    """The model of `cfg`'s task (for tools and tests; the loop asks the task directly)."""
+    return get_task(cfg).build_model()
 
 
 def _loader_kwargs(cfg: Config) -> dict:
@@ -229,20 +176,16 @@ def _resume_point(cfg: Config) -> tuple[Path | None, list[str]]:
 # The loop
 # ------------------------------------------------------------------------------------------------
 def train(cfg: Config) -> dict:
-    """Finetune as `cfg` says; returns the last epoch's metrics. See the module docstring."""
+    """Train as `cfg` says; returns the last epoch's metrics. See the module docstring."""
     from accelerate import Accelerator, DataLoaderConfiguration
     from accelerate.utils import ProjectConfiguration, set_seed
-    from tqdm import tqdm
-
-    from accelerate.utils import broadcast_object_list
 
     check_paths(cfg)  # lists, roots, checkpoint paths: before any download, model build or folder
     out = Path(cfg.output_dir)
-    has_tb = _tensorboard_available()
     accelerator = Accelerator(
         cpu=_multi_process_without_gpu(),
         gradient_accumulation_steps=cfg.train.grad_accum, mixed_precision=cfg.train.mixed_precision,
-        log_with="tensorboard" if has_tb else None, step_scheduler_with_optimizer=False,
+        log_with="tensorboard" if _tensorboard_available() else None, step_scheduler_with_optimizer=False,
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "tensorboard")),
         dataloader_config=DataLoaderConfiguration(even_batches=True, use_seedable_sampler=False))
     set_seed(cfg.train.seed)
@@ -250,44 +193,17 @@ def train(cfg: Config) -> dict:
         raise ValueError(f"{accelerator.distributed_type.value} runs are not supported yet: their optimizer state "
                          f"is sharded and the checkpoint format (engine/state.py) keeps one full copy; use data "
                          f"parallelism (accelerate launch --multi_gpu) with model.grad_checkpointing=true")
-    # The main process decides where the run starts and tells the others (one reading of the folder).
-    decision: list = [None]
-    if accelerator.is_main_process:
-        try:
-            folder, notes = _resume_point(cfg)
-            decision = [(str(folder) if folder else None, notes, None)]
-        except (FileExistsError, CheckpointError) as e:
-            decision = [(None, [], (type(e).__name__, str(e)))]
-    if accelerator.num_processes > 1:
-        broadcast_object_list(decision)
-    folder, notes, failure = decision[0]
-    if failure is not None:
-        raise (FileExistsError if failure[0] == "FileExistsError" else CheckpointError)(failure[1])
-    resume_from = Path(folder) if folder else None
-    if accelerator.is_main_process:
-        for note in notes:
-            logger.warning("%s", note)
+    resume_from = _agree_on_start(accelerator, cfg)
 
-    ava_scorer = None
-    if cfg.task == "ava":
-        from ..data.ava import collate_ava
-        if cfg.data.num_repeats != 1:
-            raise ValueError("task ava uses one clip per keyframe: set data.num_repeats=1")
-        train_ds = ava.train_dataset(cfg)
-        val_ds = ava.val_dataset(cfg) if cfg.ava.val_annotations and cfg.ava.val_proposals else None
-        ava_scorer = ava.FrameMapScorer(cfg) if val_ds is not None else None
-        collate_train = collate_eval = collate_ava
-    else:
-        train_ds = train_dataset(cfg)
-        val_ds = eval_dataset(cfg, cfg.data.val_list, 1, 1) if cfg.data.val_list else None
-        collate_train, collate_eval = collate_clips, collate_views
-    model = build_model(cfg)  # after the lists are read: a bad list fails before any download
-    sampler = EpochSampler(len(train_ds), cfg.train.seed)
+    task = get_task(cfg)
+    data = task.datasets()  # lists are read here: a bad list fails before any download
+    model = task.build_model()
+    sampler = EpochSampler(len(data.train), cfg.train.seed)
     videos_per_step = cfg.train.batch_size // cfg.data.num_repeats
-    train_loader = DataLoader(train_ds, batch_size=videos_per_step, sampler=sampler, drop_last=True,
-                              collate_fn=collate_train, **_loader_kwargs(cfg))
-    val_loader = (DataLoader(val_ds, batch_size=cfg.eval.batch_size, shuffle=False, collate_fn=collate_eval,
-                             **_loader_kwargs(cfg)) if val_ds else None)
+    train_loader = DataLoader(data.train, batch_size=videos_per_step, sampler=sampler, drop_last=True,
+                              collate_fn=data.collate_train, **_loader_kwargs(cfg))
+    val_loader = (DataLoader(data.val, batch_size=cfg.eval.batch_size, shuffle=False, collate_fn=data.collate_val,
+                             **_loader_kwargs(cfg)) if data.val is not None else None)
 
     global_batch = cfg.train.batch_size * accelerator.num_processes * cfg.train.grad_accum
     lr = cfg.optim.lr * global_batch / cfg.optim.lr_batch_size
@@ -300,11 +216,10 @@ def train(cfg: Config) -> dict:
         val_loader = accelerator.prepare(val_loader)
     steps_per_epoch = len(train_loader) // cfg.train.grad_accum
     if steps_per_epoch == 0:
-        raise ValueError(f"{len(train_ds)} training videos make no full step of {global_batch} clips "
+        raise ValueError(f"{len(data.train)} training videos make no full step of {global_batch} clips "
                          f"(train.batch_size x processes x grad_accum); lower train.batch_size")
-    total_steps = steps_per_epoch * cfg.train.epochs
-    scheduler = build_scheduler(optimizer, round(cfg.optim.warmup_epochs * steps_per_epoch), total_steps,
-                                cfg.optim.min_lr / lr)
+    scheduler = build_scheduler(optimizer, round(cfg.optim.warmup_epochs * steps_per_epoch),
+                                steps_per_epoch * cfg.train.epochs, cfg.optim.min_lr / lr)
     state = TrainState()
     ema = ModelEma(accelerator.unwrap_model(model), cfg.train.ema_decay) if cfg.train.ema else None
     if resume_from is not None:
@@ -318,141 +233,20 @@ def train(cfg: Config) -> dict:
         _trim_metrics(out / "metrics.jsonl", state.epoch)
         logger.info("%s: %d training videos, %d clips per update (%d per process x %d processes x %d "
                     "accumulated), lr %.3g (%.3g at %d clips), %d updates per epoch", cfg.model.name,
-                    len(train_ds), global_batch, cfg.train.batch_size, accelerator.num_processes,
+                    len(data.train), global_batch, cfg.train.batch_size, accelerator.num_processes,
                     cfg.train.grad_accum, lr, cfg.optim.lr, cfg.optim.lr_batch_size, steps_per_epoch)
     accelerator.init_trackers("hiera_video")
-    checkpoint = lambda: save_checkpoint(accelerator, out, state, model, optimizer, scheduler, ema,  # noqa: E731
-                                         cfg.train.keep_checkpoints)
 
-    is_mae, is_ava = cfg.task == "mae", cfg.task == "ava"
-    if is_mae or is_ava:  # pixels or boxes are the target: no erasing, no mixing
-        augment = BatchAugment(cfg.data.mean, cfg.data.std)
-    else:
-        mixup = Mixup(cfg.model.num_classes, cfg.data.mixup, cfg.data.cutmix,
-                      label_smoothing=cfg.data.label_smoothing, enabled=cfg.data.mixup > 0 or cfg.data.cutmix > 0)
-        augment = BatchAugment(cfg.data.mean, cfg.data.std, cfg.data.erase_prob, mixup)
-    bad_videos = BadVideos()
+    loop = _Loop(cfg, accelerator, task, task.batch_augment(), model, optimizer, scheduler, ema, state, out,
+                 steps_per_epoch)
     metrics: dict = {}
     while state.epoch < cfg.train.epochs:
-        epoch = state.epoch
-        sampler.set_epoch(epoch)
-        # Mid-epoch resume: skip the batches the checkpointed run had consumed.
-        loader = (accelerator.skip_first_batches(train_loader, state.step_in_epoch * cfg.train.grad_accum)
-                  if state.step_in_epoch else train_loader)
-        model.train()
-        bar = tqdm(total=len(train_loader), initial=state.step_in_epoch * cfg.train.grad_accum,
-                   desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=not accelerator.is_main_process,
-                   dynamic_ncols=True)
-        start, clips = time.perf_counter(), 0
-        # A resumed epoch carries on the sums of its first part (kept in the checkpoint, counted once).
-        carry = accelerator.is_main_process and state.step_in_epoch > 0
-        loss_sum = torch.full((), state.epoch_loss_sum if carry else 0.0, device=accelerator.device)
-        loss_count = state.epoch_loss_count if carry else 0
-        bad_videos.count = state.epoch_bad_videos if carry else 0
-        nonfinite = torch.zeros((), device=accelerator.device)
-        for batch in _batches(loader):
-            bad_videos.update(batch["bad"])
-            with accelerator.accumulate(model):
-                x, target = augment(batch["video"], batch.get("label"))
-                if is_mae:
-                    loss = model(x).loss  # masks from the global RNG, which checkpoints restore
-                elif is_ava:
-                    loss = ava_loss(model(x, batch["boxes"], batch["box_batch"]), batch["labels"], cfg.ava.loss)
-                else:
-                    loss = soft_target_cross_entropy(model(x).float(), target)
-                nonfinite += (~torch.isfinite(loss.detach())).float()
-                accelerator.backward(loss)
-            loss_sum += loss.detach()
-            loss_count += 1
-            clips += len(x)
-            bar.update()
-            if not accelerator.sync_gradients:
-                continue
-            # One check per update, agreed by all processes, before any weight changes.
-            if accelerator.reduce(nonfinite, "sum").item() > 0:
-                where = f"epoch {epoch + 1}, update {state.step_in_epoch + 1} ({state.global_step + 1} in all)"
-                if cfg.train.on_nonfinite == "stop":
-                    raise NonFiniteLossError(
-                        f"non-finite loss at {where}; weights are untouched since the last checkpoint "
-                        f"({latest_checkpoint(out) or 'none yet'}). Lower optim.lr, use bf16, or set "
-                        f"train.on_nonfinite=skip to skip such updates.")
-                logger.warning("non-finite loss at %s: update skipped", where)
-                state.skipped_updates += 1
-                optimizer.zero_grad(set_to_none=True)
-            else:
-                if cfg.optim.grad_clip:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                if ema is not None:
-                    ema.update(accelerator.unwrap_model(model))
-            nonfinite.zero_()
-            scheduler.step()
-            state.global_step += 1
-            state.step_in_epoch += 1
-            if state.global_step % cfg.train.log_every == 0:
-                # .item() waits for the device: only on logging steps
-                rate = clips * accelerator.num_processes / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(loss=f"{loss_sum.item() / max(loss_count, 1):.4f}",
-                                lr=f"{scheduler.get_last_lr()[-1]:.2e}", clips_s=f"{rate:.1f}")
-            if state.global_step % cfg.train.checkpoint_every == 0 and state.step_in_epoch < steps_per_epoch:
-                state.epoch_loss_sum = accelerator.reduce(loss_sum.clone(), "sum").item()
-                state.epoch_loss_count = int(_reduce_int(accelerator, loss_count))
-                state.epoch_bad_videos = int(_reduce_int(accelerator, bad_videos.count))
-                checkpoint()
-            if state.step_in_epoch >= steps_per_epoch or (cfg.train.max_steps and
-                                                          state.global_step >= cfg.train.max_steps):
-                break
-        bar.close()
-        elapsed = time.perf_counter() - start
-        train_loss = accelerator.reduce(loss_sum.clone(), "sum").item() / max(_reduce_int(accelerator, loss_count), 1)
-        skipped = int(_reduce_int(accelerator, bad_videos.end_epoch()))
-        metrics = {"epoch": epoch + 1, "step": state.global_step, "lr": scheduler.get_last_lr()[-1],
-                   "train_loss": train_loss, "clips_per_s": clips * accelerator.num_processes / max(elapsed, 1e-9),
-                   "skipped_videos": skipped}
-        # The prepared model (not an unwrapped one) so that FSDP gathers its shards.
-        eval_model = ema.module if ema is not None else model
-        if val_loader is not None and is_ava:
-            found = ava.predict_boxes(accelerator, eval_model, val_loader, cfg.data.mean, cfg.data.std, cfg.ava.loss,
-                                      progress="validating")
-            result = ava_scorer(ava_scorer.rows(found))
-            metrics.update(val_map=round(float(result["mAP"]), 6), val_keyframes=len(val_loader.dataset),
-                           val_boxes=len(found))
-        elif val_loader is not None and is_mae:
-            _, losses, _, unreadable = predict_views(accelerator, eval_model, val_loader, 1, cfg.data.mean,
-                                                     cfg.data.std, progress="validating", forward=mae_clip_losses)
-            metrics.update(val_loss=round(losses.mean().item(), 6) if len(losses) else float("nan"),
-                           val_videos=len(losses), val_unreadable=len(unreadable))
-        elif val_loader is not None:
-            _, logits, labels, unreadable = predict_views(accelerator, eval_model, val_loader, cfg.model.num_classes,
-                                                          cfg.data.mean, cfg.data.std, progress="validating")
-            acc = topk_accuracy(logits, labels, cfg.model.num_classes)
-            metrics.update(val_top1=acc["top1"], val_top5=acc["top5"], val_videos=len(labels),
-                           val_unreadable=len(unreadable))
-        state.epoch += 1
-        state.step_in_epoch = 0
-        state.epoch_loss_sum, state.epoch_loss_count, state.epoch_bad_videos = 0.0, 0, 0
-        # Every process takes part: FSDP/DeepSpeed gather the full weights here.
-        weights = ema.state_dict() if ema is not None else accelerator.get_state_dict(model)
-        metrics["weights_in_sync"] = _weights_in_sync(accelerator, model)
-        # The same decision on every process: metrics are gathered.
-        name, higher = BEST_METRIC[cfg.task]
-        value = metrics.get(name, math.nan)
-        is_best = not math.isnan(value) and (math.isnan(state.best_value) or
-                                             (value > state.best_value if higher else value < state.best_value))
-        if is_best:
-            state.best_value, state.best_epoch = value, epoch + 1
-        if accelerator.is_main_process:
-            base = accelerator.unwrap_model(model)
-            info = dict(epoch=epoch + 1, ema=ema is not None, **_checkpoint_info(cfg), **{name: value})
-            save_model(base, out / "model_last.pt", weights, **info)
-            if is_best:
-                save_model(base, out / "model_best.pt", weights, **info)
-            _append_metrics(out / "metrics.jsonl", metrics)
-            logger.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                                              for k, v in metrics.items() if k != "epoch"))
-        accelerator.log({k: v for k, v in metrics.items() if k != "epoch"}, step=state.global_step)
-        checkpoint()
+        sampler.set_epoch(state.epoch)
+        metrics = loop.train_epoch(train_loader)
+        eval_model = ema.module if ema is not None else model  # the prepared model: FSDP gathers its shards
+        if val_loader is not None:
+            metrics.update(task.validate(accelerator, eval_model, val_loader))
+        loop.end_epoch(metrics)
         if cfg.train.max_steps and state.global_step >= cfg.train.max_steps:
             break
     accelerator.end_training()
@@ -460,6 +254,149 @@ def train(cfg: Config) -> dict:
         rows = read_metrics(out / "metrics.jsonl")
         metrics = rows[-1] if rows else {}
     return metrics
+
+
+class _Loop:
+    """One epoch of updates, and what ends an epoch (best model, weights, metrics, checkpoint)."""
+
+    def __init__(self, cfg, accelerator, task: Task, augment, model, optimizer, scheduler, ema, state: TrainState,
+                 out: Path, steps_per_epoch: int):
+        self.cfg, self.accelerator, self.task, self.augment = cfg, accelerator, task, augment
+        self.model, self.optimizer, self.scheduler, self.ema, self.state = model, optimizer, scheduler, ema, state
+        self.out, self.steps_per_epoch = out, steps_per_epoch
+        self.bad_videos = BadVideos()
+
+    def checkpoint(self) -> None:
+        save_checkpoint(self.accelerator, self.out, self.state, self.model, self.optimizer, self.scheduler,
+                        self.ema, self.cfg.train.keep_checkpoints)
+
+    def train_epoch(self, train_loader) -> dict:
+        from tqdm import tqdm
+        cfg, acc, state, model = self.cfg, self.accelerator, self.state, self.model
+        accum = cfg.train.grad_accum
+        # Mid-epoch resume: skip the batches the checkpointed run had consumed.
+        loader = acc.skip_first_batches(train_loader, state.step_in_epoch * accum) if state.step_in_epoch else train_loader
+        model.train()
+        bar = tqdm(total=len(train_loader), initial=state.step_in_epoch * accum, dynamic_ncols=True,
+                   desc=f"epoch {state.epoch + 1}/{cfg.train.epochs}", disable=not acc.is_main_process)
+        # A resumed epoch carries on the sums of its first part (kept in the checkpoint, counted once).
+        carry = acc.is_main_process and state.step_in_epoch > 0
+        loss_sum = torch.full((), state.epoch_loss_sum if carry else 0.0, device=acc.device)
+        loss_count = state.epoch_loss_count if carry else 0
+        self.bad_videos.count = state.epoch_bad_videos if carry else 0
+        nonfinite = torch.zeros((), device=acc.device)
+        clips, timed_from, first = 0, None, state.step_in_epoch
+        for batch in _batches(loader):
+            self.bad_videos.update(batch["bad"])
+            with acc.accumulate(model):
+                x, target = self.augment(batch["video"], batch.get("label"))
+                loss = self.task.loss(model, x, target, batch)
+                nonfinite += (~torch.isfinite(loss.detach())).float()
+                acc.backward(loss)
+            loss_sum += loss.detach()
+            loss_count += 1
+            clips += len(x)
+            bar.update()
+            if not acc.sync_gradients:
+                continue
+            self._update(nonfinite)
+            if timed_from is None:  # throughput from the end of the first update (after compile, warm-up)
+                timed_from, clips = time.perf_counter(), 0
+            if state.global_step % cfg.train.log_every == 0 or state.step_in_epoch == first + 1:
+                # .item() waits for the device: only on logging steps (and the first, so the bar shows them)
+                loss_now, lr_now = loss_sum.item() / max(loss_count, 1), self.scheduler.get_last_lr()[-1]
+                rate = clips * acc.num_processes / max(time.perf_counter() - timed_from, 1e-9) if clips else None
+                bar.set_postfix(loss=f"{loss_now:.4f}", lr=f"{lr_now:.2e}",
+                                **({"clips_s": f"{rate:.1f}"} if rate else {}))
+                acc.log({"train/loss": loss_now, "train/lr": lr_now}, step=state.global_step)
+            if state.global_step % cfg.train.checkpoint_every == 0 and state.step_in_epoch < self.steps_per_epoch:
+                state.epoch_loss_sum = acc.reduce(loss_sum.clone(), "sum").item()
+                state.epoch_loss_count = _reduce_int(acc, loss_count)
+                state.epoch_bad_videos = _reduce_int(acc, self.bad_videos.count)
+                self.checkpoint()
+            if state.step_in_epoch >= self.steps_per_epoch or (cfg.train.max_steps and
+                                                               state.global_step >= cfg.train.max_steps):
+                break
+        bar.close()
+        elapsed = time.perf_counter() - timed_from if timed_from is not None else 0.0
+        return {"epoch": state.epoch + 1, "step": state.global_step, "lr": self.scheduler.get_last_lr()[-1],
+                "train_loss": acc.reduce(loss_sum.clone(), "sum").item() / max(_reduce_int(acc, loss_count), 1),
+                "clips_per_s": clips * acc.num_processes / elapsed if clips and elapsed > 0 else float("nan"),
+                "skipped_videos": _reduce_int(acc, self.bad_videos.end_epoch())}
+
+    def _update(self, nonfinite: torch.Tensor) -> None:
+        """One optimizer update; a non-finite loss (agreed by all processes) stops or skips it first."""
+        cfg, acc, state = self.cfg, self.accelerator, self.state
+        if acc.reduce(nonfinite, "sum").item() > 0:
+            where = f"epoch {state.epoch + 1}, update {state.step_in_epoch + 1} ({state.global_step + 1} in all)"
+            if cfg.train.on_nonfinite == "stop":
+                raise NonFiniteLossError(
+                    f"non-finite loss at {where}; weights are untouched since the last checkpoint "
+                    f"({latest_checkpoint(self.out) or 'none yet'}). Lower optim.lr, use bf16, or set "
+                    f"train.on_nonfinite=skip to skip such updates.")
+            logger.warning("non-finite loss at %s: update skipped", where)
+            state.skipped_updates += 1
+        else:
+            if cfg.optim.grad_clip:
+                acc.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+            self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update(acc.unwrap_model(self.model))
+        self.optimizer.zero_grad(set_to_none=True)
+        nonfinite.zero_()
+        self.scheduler.step()
+        state.global_step += 1
+        state.step_in_epoch += 1
+
+    def end_epoch(self, metrics: dict) -> None:
+        """Best model, weights, metrics line and the end-of-epoch checkpoint."""
+        cfg, acc, state, model = self.cfg, self.accelerator, self.state, self.model
+        state.epoch += 1
+        state.step_in_epoch = 0
+        state.epoch_loss_sum, state.epoch_loss_count, state.epoch_bad_videos = 0.0, 0, 0
+        # Every process takes part: FSDP/DeepSpeed gather the full weights here.
+        weights = self.ema.state_dict() if self.ema is not None else acc.get_state_dict(model)
+        metrics["weights_in_sync"] = _weights_in_sync(acc, model)
+        # The same decision on every process: metrics are gathered.
+        name, higher = self.task.best_metric, self.task.higher_is_better
+        value = metrics.get(name, math.nan)
+        is_best = not math.isnan(value) and (math.isnan(state.best_value) or
+                                             (value > state.best_value if higher else value < state.best_value))
+        if is_best:
+            state.best_value, state.best_epoch = value, state.epoch
+        if acc.is_main_process:
+            base = acc.unwrap_model(model)
+            info = dict(epoch=state.epoch, ema=self.ema is not None, **_checkpoint_info(cfg), **{name: value})
+            save_model(base, self.out / "model_last.pt", weights, **info)
+            if is_best:
+                save_model(base, self.out / "model_best.pt", weights, **info)
+            _append_metrics(self.out / "metrics.jsonl", metrics)
+            logger.info("epoch %d: %s", state.epoch, ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                                                for k, v in metrics.items() if k != "epoch"))
+        acc.log({k: v for k, v in metrics.items() if k != "epoch"}, step=state.global_step)
+        self.checkpoint()
+
+
+def _agree_on_start(accelerator, cfg: Config) -> Path | None:
+    """The main process decides where the run starts (one reading of the folder) and tells the others;
+    a refusal is raised on every process."""
+    from accelerate.utils import broadcast_object_list
+    decision: list = [None]
+    if accelerator.is_main_process:
+        try:
+            folder, notes = _resume_point(cfg)
+            decision = [(str(folder) if folder else None, notes, None)]
+        except (FileExistsError, CheckpointError) as e:
+            decision = [(None, [], (type(e).__name__, str(e)))]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(decision)
+    folder, notes, failure = decision[0]
+    if failure is not None:
+        raise (FileExistsError if failure[0] == "FileExistsError" else CheckpointError)(failure[1])
+    if accelerator.is_main_process:
+        for note in notes:
+            logger.warning("%s", note)
+    return Path(folder) if folder else None
 
 
 def _batches(loader):
@@ -482,23 +419,12 @@ def _reduce_int(accelerator, n: int) -> int:
     return int(accelerator.reduce(torch.tensor(float(n), device=accelerator.device), "sum").item())
 
 
-@torch.no_grad()
-def mae_clip_losses(model, x: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
-    """Validation for MAE: each clip's loss [N, 1] under a mask seeded by its video index, so the
-    figure is the same every epoch, for any batch size and number of processes."""
-    base = getattr(model, "module", model)  # DDP-wrapped or not; the forward itself goes through `model`
-    masks = torch.cat([base.get_random_mask(1, base.mask_ratio, generator=torch.Generator().manual_seed(int(v)))
-                       for v in views[:, 0].tolist()]).to(x.device)
-    out = model(x, mask=masks)
-    # Every clip has the same number of masked patches: [masked patches of the batch, P] -> [N, ...]
-    return (out.pred.float() - out.label.float()).pow(2).view(len(x), -1).mean(1, keepdim=True)
-
-
 def _checkpoint_info(cfg: Config) -> dict:
     """What evaluation needs besides the weights: how clips were made, and the class names."""
     d = cfg.data
     info = {"data": dict(num_frames=d.num_frames, sampling_rate=d.sampling_rate, target_fps=d.target_fps,
-                         sampling_mode=d.sampling_mode, crop_size=d.crop_size, mean=list(d.mean), std=list(d.std))}
+                         sampling_mode=d.sampling_mode, crop_size=d.crop_size, mean=list(d.mean), std=list(d.std),
+                         test_short_side=d.test_short_side)}
     if d.classes and Path(d.classes).is_file():
         from ..data.lists import read_classes
         info["classes"] = read_classes(d.classes)
