@@ -71,15 +71,49 @@ def test_scheduler_moves_every_group(model):
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-3 * g["lr_scale"] * expected for g in opt.param_groups])
 
 
-def test_ema_update():
-    net = torch.nn.Linear(2, 2)
+def test_ema_update_applied_and_state_dict():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
     ema = ModelEma(net, decay=0.9)
-    before = ema.module.weight.clone()
+    before = net[0].weight.detach().clone()
     with torch.no_grad():
-        net.weight.add_(1.0)
+        net[0].weight.add_(1.0)
+        net[1].running_mean.add_(3.0)
     ema.update(net)
-    torch.testing.assert_close(ema.module.weight, before * 0.9 + net.weight * 0.1)
-    assert not any(p.requires_grad for p in ema.module.parameters())
-    other = ModelEma(torch.nn.Linear(2, 2), 0.9)
-    other.load_state_dict(ema.state_dict())
-    torch.testing.assert_close(other.module.weight, ema.module.weight)
+    trained = {k: v.clone() for k, v in net.state_dict().items()}
+    expected = before * 0.9 + net[0].weight.detach() * 0.1
+    sd = ema.state_dict()
+    assert sd.keys() == net.state_dict().keys()  # buffers too, named as the model names them
+    torch.testing.assert_close(sd["0.weight"], expected)
+    assert torch.equal(sd["1.running_mean"], trained["1.running_mean"])  # buffers are copied, not averaged
+    assert sd["1.num_batches_tracked"].dtype == torch.int64
+    # applied(): the EMA weights in the live model for the block, the trained ones bitwise after it
+    with ema.applied(net) as m:
+        assert m is net
+        torch.testing.assert_close(net[0].weight.detach(), expected)
+    assert all(torch.equal(v, trained[k]) for k, v in net.state_dict().items())
+    with pytest.raises(KeyError), ema.applied(net):
+        raise KeyError("validation failed")
+    assert all(torch.equal(v, trained[k]) for k, v in net.state_dict().items())
+    # the state taken earlier shares no memory with the model: later updates do not change it
+    with torch.no_grad():
+        net[0].weight.add_(5.0)
+    ema.update(net)
+    torch.testing.assert_close(sd["0.weight"], expected)
+    # load_state_dict into another EMA of another model of the same shape
+    other_net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    other = ModelEma(other_net, 0.9)
+    other.load_state_dict(sd)
+    assert all(torch.equal(other.state_dict()[k], v) for k, v in sd.items())
+    assert not torch.equal(other_net[0].weight, sd["0.weight"])  # the live model keeps its own weights
+    assert all(p.requires_grad for p in net.parameters())  # the live model is untouched otherwise
+
+
+def test_ema_refuses_another_model_and_names_keys():
+    from hiera_video.models.checkpoints import CheckpointError
+    ema = ModelEma(torch.nn.Linear(2, 2), 0.9)
+    with pytest.raises(ValueError, match="missing.*'weight'"):
+        ema.update(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+    with pytest.raises(CheckpointError, match=r"shapes \['weight: checkpoint \(3, 2\) vs model \(2, 2\)"):
+        ema.load_state_dict({"weight": torch.zeros(3, 2), "bias": torch.zeros(2)})
+    with pytest.raises(AttributeError, match="applied"):
+        ema.module

@@ -1,5 +1,5 @@
 """Optimizer parameter groups with layer-wise learning-rate decay, the warmup + cosine schedule,
-and an exponential moving average of the weights.
+and an exponential moving average of the weights that works on sharded (FSDP) models.
 
 Layer ids follow the finetuning recipe of MAE-style models: patch and position embeddings are layer 0,
 block i is layer i + 1, the final norm and the head are the last layer; a parameter's lr is
@@ -9,10 +9,12 @@ weight decay.
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import math
 
 import torch
+
+from .distributed import _local, full_model_state, load_model_state, named_tensors
 
 
 def layer_id(name: str, num_blocks: int) -> int:
@@ -72,23 +74,85 @@ def build_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, total_s
 
 
 class ModelEma:
-    """Exponential moving average of a model's weights (buffers are copied), kept on its device.
-    `state_dict`/`load_state_dict` make it checkpointable with the rest of the training state."""
+    """Exponential moving average of a model's weights, for plain, DDP and sharded (FSDP) models.
+
+    One EMA tensor per parameter and buffer, shaped like this process's part of it (each process
+    averages its own shards; buffers are copied), on the model's device. Nothing copies the module
+    itself (FSDP modules cannot be deep-copied). Validate with the EMA weights swapped in:
+
+        with ema.applied(model):
+            predict_views(accelerator, model, ...)
+
+    `state_dict()` gathers the full EMA weights (a collective: every process calls it; complete on
+    the main process, `{}` on the others, keys as `unwrap_model(model).state_dict()`), and
+    `load_state_dict(full_sd)` shards a full state back (every process passes all of it).
+    """
 
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay = decay
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.model = model  # the live model: state_dict/load_state_dict go through it
+        named = list(named_tensors(model))
+        self.names = [n for n, _ in named]
+        self.shadow = [_local(t).detach().clone() for _, t in named]
+        # Parameters are averaged; buffers (norm statistics, step counters) follow the model.
+        params = {id(p) for p in model.parameters()}
+        self.averaged = [id(t) in params and t.dtype.is_floating_point for _, t in named]
+
+    def _live(self, model: torch.nn.Module) -> list[torch.Tensor]:
+        """This process's part of each of the model's tensors, checked against the EMA's."""
+        named = list(named_tensors(model))
+        if [n for n, _ in named] != self.names:
+            missing = sorted(set(self.names) - {n for n, _ in named})
+            extra = sorted({n for n, _ in named} - set(self.names))
+            raise ValueError(f"the model is not the one the EMA was made for: missing {missing[:5]}, extra {extra[:5]}")
+        live = [_local(t).detach() for _, t in named]
+        for name, ema, cur in zip(self.names, self.shadow, live):
+            if ema.shape != cur.shape:  # e.g. called inside an FSDP forward, with the full weights out
+                raise ValueError(f"{name}: the model holds {tuple(cur.shape)} here, the EMA {tuple(ema.shape)} "
+                                 f"(call update/applied outside forward and backward)")
+        return live
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        for ema, cur in zip(self.module.state_dict().values(), model.state_dict().values()):
-            if ema.dtype.is_floating_point:
-                ema.lerp_(cur.detach(), 1.0 - self.decay)
-            else:
-                ema.copy_(cur)
+    def update(self, model: torch.nn.Module | None = None) -> None:
+        """ema = decay * ema + (1 - decay) * weights, on this process's shards; buffers copied."""
+        live = self._live(self.model if model is None else model)
+        pairs = [(e, c) for e, c, avg in zip(self.shadow, live, self.averaged) if avg]
+        if pairs:
+            torch._foreach_lerp_([e for e, _ in pairs], [c for _, c in pairs], 1.0 - self.decay)
+        for e, c, avg in zip(self.shadow, live, self.averaged):
+            if not avg:
+                e.copy_(c)
 
-    def state_dict(self) -> dict:
-        return self.module.state_dict()
+    @contextlib.contextmanager
+    def applied(self, model: torch.nn.Module | None = None):
+        """The EMA weights in the live model for the block (in place, shard by shard), the training
+        weights restored bitwise after it, also when it raises. Costs one copy of this process's
+        shards while it lasts."""
+        live = self._live(self.model if model is None else model)
+        with torch.no_grad():
+            backup = [t.clone() for t in live]
+            for t, e in zip(live, self.shadow):
+                t.copy_(e)
+        try:
+            yield self.model if model is None else model
+        finally:
+            with torch.no_grad():
+                for t, b in zip(live, backup):
+                    t.copy_(b)
 
-    def load_state_dict(self, state: dict) -> None:
-        self.module.load_state_dict(state)
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        with self.applied():
+            return full_model_state(None, self.model)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor], source: str = "the EMA state") -> None:
+        with self.applied() as model:
+            load_model_state(None, model, state, source)
+            with torch.no_grad():
+                for e, t in zip(self.shadow, self._live(model)):
+                    e.copy_(t)
+
+    @property
+    def module(self):
+        raise AttributeError("ModelEma.module is gone (an FSDP model cannot be copied): validate with "
+                             "`with ema.applied(model): ...`")
+

@@ -2,8 +2,8 @@
 
 A checkpoint is a folder `output_dir/checkpoints/step_N/`:
 
-    model.safetensors   the (full) model weights
-    optimizer.pt        optimizer.state_dict()          torch.save; read with weights_only=True
+    model.safetensors   the full model weights (gathered from the shards of an FSDP run)
+    optimizer.pt        the full optimizer.state_dict() torch.save; read with weights_only=True
     scheduler.pt        lr scheduler state              idem
     scaler.pt           fp16 gradient scaler state      idem, only with fp16
     ema.safetensors     EMA weights                     only with train.ema
@@ -19,6 +19,11 @@ A checkpoint is written as `.tmp_step_N/` and renamed when complete, then `lates
 resume every candidate is verified against its manifest (every file present, sizes and hashes
 equal); a damaged or missing newest checkpoint falls back to the newest intact one with a warning
 naming both, and no intact checkpoint at all is an error, never a silent restart.
+
+Sharded (FSDP) runs write the same files: every process takes part in gathering the full model,
+optimizer and EMA states (engine/distributed.py), the main process writes them; on resume every
+process reads them and keeps its own shards. So a checkpoint does not depend on how the run was
+spread: a sharded run resumes unsharded, or on another number of processes, and the other way round.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import torch
 
 from .. import fileio
 from ..models.checkpoints import CheckpointError, torch_load_untrusted
+from .distributed import full_model_state, full_optimizer_state, load_model_state, load_optimizer_state
 
 logger = logging.getLogger("hiera_video")
 
@@ -164,17 +170,20 @@ def save_checkpoint(accelerator, output_dir: Path, state: TrainState, model, opt
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    # Every process takes part in gathering the weights (FSDP/DeepSpeed); the main one writes them.
-    weights = accelerator.get_state_dict(model)
+    # Every process takes part in gathering the full states, in this order (collectives for a
+    # sharded model), before any write can fail; the main process writes them, the others get {}.
+    weights = full_model_state(accelerator, model)
+    optimizer_state = full_optimizer_state(accelerator, model, optimizer)
+    ema_weights = ema.state_dict() if ema is not None else None
     parts: dict[str, tuple] = {f"rng_{accelerator.process_index}.pt": (_write_torch, rng_state())}
     if main:
         parts["model.safetensors"] = (_write_safetensors, weights)
-        parts["optimizer.pt"] = (_write_torch, optimizer.state_dict())
+        parts["optimizer.pt"] = (_write_torch, optimizer_state)
         parts["scheduler.pt"] = (_write_torch, scheduler.state_dict())
         if accelerator.scaler is not None:
             parts["scaler.pt"] = (_write_torch, accelerator.scaler.state_dict())
         if ema is not None:
-            parts["ema.safetensors"] = (_write_safetensors, ema.state_dict())
+            parts["ema.safetensors"] = (_write_safetensors, ema_weights)
         parts["state.json"] = (_write_text, state.to_json())
     needed = sum(_nbytes(obj) if not isinstance(obj, str) else len(obj) for _, obj in parts.values())
     error: BaseException | None = None
@@ -327,18 +336,6 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
 # ------------------------------------------------------------------------------------------------
 # Loading
 # ------------------------------------------------------------------------------------------------
-def _load_state_dict(module: torch.nn.Module, sd: dict, source: Path) -> None:
-    own = module.state_dict()
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in sd and sd[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        raise CheckpointError(f"{source} does not fit this run's model (was the config changed since it was "
-                              f"written?): missing {missing[:5]}, unexpected {unexpected[:5]}, shapes {shapes[:5]}")
-    module.load_state_dict(sd)
-
-
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
     try:
@@ -348,27 +345,42 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_checkpoint(folder: Path, accelerator, state: TrainState, model, optimizer, scheduler, ema=None) -> None:
-    """Restore everything `save_checkpoint` wrote into the live objects. Any part that does not
-    load is an error naming the file (never a silent partial resume)."""
+    """Restore everything `save_checkpoint` wrote into the live objects (all processes call this;
+    each reads the files and keeps its own shards of a sharded model). Any part that does not load
+    is an error naming the file (never a silent partial resume), raised on every process."""
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    _load_state_dict(accelerator.unwrap_model(model), _read_safetensors(folder / "model.safetensors"),
-                     folder / "model.safetensors")
-    for file, target in (("optimizer.pt", optimizer), ("scheduler.pt", scheduler)):
+    # Read and check everything first, and agree on the outcome: a process that cannot read a file
+    # must not leave the others waiting in the collectives of loading into shards.
+    error: BaseException | None = None
+    try:
+        if accelerator.scaler is not None and "scaler.pt" not in manifest["files"]:
+            raise CheckpointError(f"{folder} has no scaler.pt: it was written without fp16, this run uses fp16")
+        if ema is not None and "ema.safetensors" not in manifest["files"]:
+            raise CheckpointError(f"{folder} has no ema.safetensors: it was written with train.ema=false")
+        weights = _read_safetensors(folder / "model.safetensors")
+        optimizer_state = torch_load_untrusted(folder / "optimizer.pt", allowed=[])
+        scheduler_state = torch_load_untrusted(folder / "scheduler.pt", allowed=[])
+        scaler_state = (torch_load_untrusted(folder / "scaler.pt", allowed=[])
+                        if accelerator.scaler is not None else None)
+        ema_weights = _read_safetensors(folder / "ema.safetensors") if ema is not None else None
+    except Exception as e:  # noqa: BLE001 - raised below, on every process
+        error = e
+    if _any(accelerator, error is not None):
+        raise error if error is not None else CheckpointError(f"another process could not read {folder}")
+    load_model_state(accelerator, model, weights, str(folder / "model.safetensors"))
+    for file, load in (("optimizer.pt", lambda: load_optimizer_state(accelerator, model, optimizer, optimizer_state)),
+                       ("scheduler.pt", lambda: scheduler.load_state_dict(scheduler_state))):
         try:
-            target.load_state_dict(torch_load_untrusted(folder / file, allowed=[]))
+            load()
         except CheckpointError:
             raise
         except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
             raise CheckpointError(f"{folder / file} does not fit this run ({type(e).__name__}: {e}); was "
                                   f"the config changed since it was written?") from None
-    if accelerator.scaler is not None:
-        if "scaler.pt" not in manifest["files"]:
-            raise CheckpointError(f"{folder} has no scaler.pt: it was written without fp16, this run uses fp16")
-        accelerator.scaler.load_state_dict(torch_load_untrusted(folder / "scaler.pt", allowed=[]))
+    if scaler_state is not None:
+        accelerator.scaler.load_state_dict(scaler_state)
     if ema is not None:
-        if "ema.safetensors" not in manifest["files"]:
-            raise CheckpointError(f"{folder} has no ema.safetensors: it was written with train.ema=false")
-        ema.load_state_dict(_read_safetensors(folder / "ema.safetensors"))
+        ema.load_state_dict(ema_weights, str(folder / "ema.safetensors"))
     saved = int(manifest.get("num_processes", 1))
     rank = accelerator.process_index
     if saved != accelerator.num_processes:
