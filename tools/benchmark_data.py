@@ -4,8 +4,9 @@
     python tools/benchmark_data.py --list data/k400_320/train.csv --workers 8 --clips 512
     python tools/benchmark_data.py --make-pan-videos /tmp/pan320 --workers 2   # stand-in 320p H.264 set
 
-The training path is timed as training runs it (16x4 clips, random resized crop 224, flip,
-RandAugment m7-n4-mstd0.5), after the first batch so that worker start-up does not count.
+The training path is timed as training runs it (16x4 clips, RandAugment m7-n2-mstd0.5 on the decoded
+frames, random resized crop 224, flip; `--randaug-order after_crop` and `--train-short-side 256` time
+the variants), after the first batch so that worker start-up does not count.
 """
 
 import argparse
