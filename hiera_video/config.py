@@ -91,6 +91,10 @@ class DataConfig:
         for key in ("num_repeats", "num_frames", "sampling_rate", "crop_size"):
             _at_least(f"data.{key}", getattr(self, key), 1)
         _at_least("data.num_workers", self.num_workers, 0)
+        for key in ("test_short_side", "train_short_side"):
+            if getattr(self, key) is not None and getattr(self, key) < self.crop_size:
+                raise ConfigError(f"data.{key} ({getattr(self, key)}) must be >= data.crop_size ({self.crop_size}), "
+                                  f"or null: the crop is cut from frames of that short side")
         _positive("data.target_fps", self.target_fps)
         if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1] <= 1:
             raise ConfigError(f"data.scale must be [low, high] with 0 < low <= high <= 1 (the crop's share "

@@ -336,6 +336,7 @@ BAD_VALUES = [
     ("eval.batch_size=0", "eval.batch_size"), ("eval.num_temporal_clips=0", "eval.num_temporal_clips"),
     ("train.ema_decay=1.5", "train.ema_decay"), ("optim.grad_clip=0", "optim.grad_clip"),
     ("model.name=hiera_bsae_16x224", "model.name"), ("optim.min_lr=-1e-6", "optim.min_lr"),
+    ("data.test_short_side=32", "data.test_short_side"), ("data.randaug_order=sideways", "data.randaug_order"),
 ]
 
 

@@ -1,6 +1,6 @@
-"""AVA v2.2 detection: its training task for the shared loop (`AvaTask`, `task: ava`) and its evaluation: datasets from
-the official files, per-box inference gathered exactly across processes, detections in the official
-CSV format, and the frame-level mAP (`engine/ava_map.py`).
+"""AVA v2.2 detection: its training task for the shared loop (`AvaTask`, `task: ava`) and its
+evaluation: datasets from the official files, per-box inference gathered exactly across processes,
+detections in the official CSV format, and the frame-level mAP (`engine/ava_map.py`).
 """
 
 from __future__ import annotations

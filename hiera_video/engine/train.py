@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from ..data.datasets import BadVideos, TooManyBadVideos
 from ..fileio import atomic_write, remove_stale_temporaries
 from ..models import save_model
 from ..models.checkpoints import CheckpointError
+from .accel import build_accelerator
 from .optim import ModelEma, build_optimizer, build_scheduler
 from .state import TrainState, find_resumable, latest_checkpoint, load_checkpoint, save_checkpoint  # noqa: F401
 from .tasks import Task, eval_dataset, get_task, mae_clip_losses, train_dataset  # noqa: F401
@@ -177,16 +177,14 @@ def _resume_point(cfg: Config) -> tuple[Path | None, list[str]]:
 # ------------------------------------------------------------------------------------------------
 def train(cfg: Config) -> dict:
     """Train as `cfg` says; returns the last epoch's metrics. See the module docstring."""
-    from accelerate import Accelerator, DataLoaderConfiguration
-    from accelerate.utils import ProjectConfiguration, set_seed
+    from accelerate import DataLoaderConfiguration
+    from accelerate.utils import set_seed
 
     check_paths(cfg)  # lists, roots, checkpoint paths: before any download, model build or folder
     out = Path(cfg.output_dir)
-    accelerator = Accelerator(
-        cpu=_multi_process_without_gpu(),
-        gradient_accumulation_steps=cfg.train.grad_accum, mixed_precision=cfg.train.mixed_precision,
+    accelerator = build_accelerator(
+        mixed_precision=cfg.train.mixed_precision, grad_accum=cfg.train.grad_accum, project_dir=out,
         log_with="tensorboard" if _tensorboard_available() else None, step_scheduler_with_optimizer=False,
-        project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "tensorboard")),
         dataloader_config=DataLoaderConfiguration(even_batches=True, use_seedable_sampler=False))
     set_seed(cfg.train.seed)
     if accelerator.distributed_type.value in ("FSDP", "DEEPSPEED"):
@@ -431,13 +429,6 @@ def _checkpoint_info(cfg: Config) -> dict:
     elif d.classes:  # only reports use the names: not worth stopping a run for
         logger.warning("data.classes: %s does not exist; checkpoints will not record class names", d.classes)
     return info
-
-
-def _multi_process_without_gpu() -> bool:
-    """`accelerate launch --multi_gpu --num_processes N` on a machine without GPUs: ask Accelerate for
-    CPU data parallelism (gloo). Without this it would start N independent single-process runs that
-    all write into the same output folder."""
-    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 @torch.no_grad()
