@@ -470,3 +470,18 @@ def test_the_evaluation_summary_counts_readable_videos(data, finished, tmp_path,
                                                                          "data.classes": "null"})])
     assert rc == 0
     assert "over the 5 readable videos of 6" in caplog.text and "1 unreadable" in caplog.text
+
+
+def test_an_ema_run_resumes_to_the_same_ema_weights(data, tmp_path):
+    ref, out = tmp_path / "ref", tmp_path / "run"
+    metrics = train(config(data, ref, **{"train.ema": True, "train.ema_decay": 0.5}))
+    assert metrics["epoch"] == 2 and "val_top1" in metrics
+    assert (newest(ref) / "ema.safetensors").is_file()
+    shutil.copytree(ref, out)
+    shutil.rmtree(newest(out))  # resume mid-epoch 2: the EMA comes back from the checkpoint
+    resume(data, out, **{"train.ema": True, "train.ema_decay": 0.5})
+    assert_same_weights(out, final_weights(ref))
+    # model_last.pt holds the EMA weights, not the raw ones
+    from safetensors.torch import load_file
+    raw = load_file(str(newest(ref) / "model.safetensors"))
+    assert any(not torch.equal(raw[k], v) for k, v in final_weights(ref).items() if v.is_floating_point())

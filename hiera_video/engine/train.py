@@ -3,9 +3,9 @@
 augmentation, loss, validation, the figure that picks model_best.pt) is the task object's
 (`engine/tasks.py`, `engine/ava.py`); the loop itself has no task branches.
 
-One loop for one CPU, many GPUs, many nodes: all of that comes from `accelerate config` /
-`accelerate launch` flags (FSDP and DeepSpeed stop at the start until checkpoints can hold sharded
-optimizer state). What the loop guarantees:
+One loop for one CPU, many GPUs, many nodes, FSDP: all of that comes from `accelerate config` /
+`accelerate launch` flags (DeepSpeed stops at the start: its optimizer state is not gathered yet).
+What the loop guarantees:
 
 * **Exact resumption.** The sampler yields `(index, seed)` pairs that depend only on (run seed, epoch),
   and every random draw of the data pipeline for a sample uses its own seed, so a clip's augmentation
@@ -28,6 +28,7 @@ optimizer state). What the loop guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -43,6 +44,7 @@ from ..fileio import atomic_write, remove_stale_temporaries
 from ..models import save_model
 from ..models.checkpoints import CheckpointError
 from .accel import build_accelerator
+from .distributed import full_model_state, weights_in_sync
 from .optim import ModelEma, build_optimizer, build_scheduler
 from .state import TrainState, find_resumable, latest_checkpoint, load_checkpoint, save_checkpoint  # noqa: F401
 from .tasks import Task, eval_dataset, get_task, mae_clip_losses, train_dataset  # noqa: F401
@@ -187,10 +189,9 @@ def train(cfg: Config) -> dict:
         log_with="tensorboard" if _tensorboard_available() else None, step_scheduler_with_optimizer=False,
         dataloader_config=DataLoaderConfiguration(even_batches=True, use_seedable_sampler=False))
     set_seed(cfg.train.seed)
-    if accelerator.distributed_type.value in ("FSDP", "DEEPSPEED"):
-        raise ValueError(f"{accelerator.distributed_type.value} runs are not supported yet: their optimizer state "
-                         f"is sharded and the checkpoint format (engine/state.py) keeps one full copy; use data "
-                         f"parallelism (accelerate launch --multi_gpu) with model.grad_checkpointing=true")
+    if accelerator.distributed_type.value == "DEEPSPEED":
+        raise ValueError("DeepSpeed runs are not supported yet (its optimizer state is not gathered into the "
+                         "checkpoint format); use FSDP (accelerate launch --use_fsdp) or --multi_gpu")
     resume_from = _agree_on_start(accelerator, cfg)
 
     task = get_task(cfg)
@@ -241,9 +242,9 @@ def train(cfg: Config) -> dict:
     while state.epoch < cfg.train.epochs:
         sampler.set_epoch(state.epoch)
         metrics = loop.train_epoch(train_loader)
-        eval_model = ema.module if ema is not None else model  # the prepared model: FSDP gathers its shards
-        if val_loader is not None:
-            metrics.update(task.validate(accelerator, eval_model, val_loader))
+        if val_loader is not None:  # with the EMA weights swapped in, when there is an EMA
+            with ema.applied() if ema is not None else contextlib.nullcontext():
+                metrics.update(task.validate(accelerator, model, val_loader))
         loop.end_epoch(metrics)
         if cfg.train.max_steps and state.global_step >= cfg.train.max_steps:
             break
@@ -353,8 +354,8 @@ class _Loop:
         state.step_in_epoch = 0
         state.epoch_loss_sum, state.epoch_loss_count, state.epoch_bad_videos = 0.0, 0, 0
         # Every process takes part: FSDP/DeepSpeed gather the full weights here.
-        weights = self.ema.state_dict() if self.ema is not None else acc.get_state_dict(model)
-        metrics["weights_in_sync"] = _weights_in_sync(acc, model)
+        weights = self.ema.state_dict() if self.ema is not None else full_model_state(acc, model)
+        metrics["weights_in_sync"] = weights_in_sync(acc, model)
         # The same decision on every process: metrics are gathered.
         name, higher = self.task.best_metric, self.task.higher_is_better
         value = metrics.get(name, math.nan)
@@ -429,20 +430,6 @@ def _checkpoint_info(cfg: Config) -> dict:
     elif d.classes:  # only reports use the names: not worth stopping a run for
         logger.warning("data.classes: %s does not exist; checkpoints will not record class names", d.classes)
     return info
-
-
-@torch.no_grad()
-def _weights_in_sync(accelerator, model) -> bool:
-    """Every process holds the same weights (checked once per epoch; a float64 checksum per process)."""
-    if accelerator.num_processes == 1:
-        return True
-    params = list(accelerator.unwrap_model(model).parameters())
-    checksum = torch.stack([p.double().sum() for p in params] + [p.double().square().sum() for p in params]).sum()
-    sums = accelerator.gather(checksum.view(1).to(accelerator.device))
-    same = bool((sums == sums[0]).all())
-    if not same:
-        logger.error("processes hold different weights (checksums %s)", sums.tolist())
-    return same
 
 
 def _tensorboard_available() -> bool:
