@@ -197,6 +197,18 @@ if accelerator.is_main_process:
             expect = check_model.eval()(x)
         close({"x": got}, {"x": expect}, f"sharded vs plain {what}", atol=1e-4)
     check(not torch.allclose(logits, ema_logits), "EMA logits equal the model's: applied() swapped nothing")
+# A batch whose videos are all unreadable on one process: the other must not hang in the sharded forward.
+broken = Path(val_list).parent / "broken.mp4"
+if accelerator.is_main_process:
+    broken.write_bytes(b"not a video")
+accelerator.wait_for_everyone()
+mixed = entries[:2] + [type(entries[0])(str(broken), 0, 3), type(entries[0])(str(broken), 1, 4)]
+ds = MultiViewDataset(mixed, num_frames=8, sampling_rate=2, crop_size=64, num_temporal_clips=1, num_spatial_crops=1)
+loader = accelerator.prepare(torch.utils.data.DataLoader(ds, batch_size=2, collate_fn=collate_views))
+for feats in (False, True):
+    views, _, _, unreadable = predict_views(accelerator, model2, loader, 2, MEAN, STD, features=feats)
+    check(views[:, 0].tolist() == [0, 1] and sorted(unreadable) == [2, 3],
+          f"with an all-unreadable batch (features={feats}): videos {views[:, 0].tolist()}, unreadable {sorted(unreadable)}")
 
 # ---- 6. FSDP1 (FullyShardedDataParallel, use_orig_params=True, as Accelerate wraps it) ---------
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP1  # noqa: E402

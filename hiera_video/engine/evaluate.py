@@ -132,19 +132,30 @@ def predict_views(accelerator, model, loader, num_classes: int, mean, std, progr
     width = None
     bar = tqdm(loader, desc=progress, disable=progress is None or not accelerator.is_main_process,
                leave=False, dynamic_ncols=True)
+    from .distributed import is_sharded
+    # A sharded model's forward is a collective: every process must run it for every batch, even one
+    # whose videos were all unreadable (it then runs on one blank clip whose output is dropped).
+    sharded = is_sharded(model)
+    if sharded and features:
+        from torch.distributed.fsdp import register_fsdp_forward_method
+        for name in ("forward_features", "forward_head"):  # FSDP2 hooks only cover forward()
+            register_fsdp_forward_method(accelerator.unwrap_model(model), name)
     for batch in bar:
         video, views, labels = batch["video"], batch["views"], batch["label"]
-        if len(video):
+        if len(video) or sharded:
+            blank = not len(video)
             with accelerator.autocast():
-                x = normalize(video, mean, std)
+                x = normalize(video.new_zeros(1, *video.shape[1:]) if blank else video, mean, std)
+                v = views.new_zeros(1, 3) if blank else views
                 if forward is not None:
-                    out = forward(model, x, views).float()
+                    out = forward(model, x, v).float()
                 elif features:
                     base = accelerator.unwrap_model(model)
                     out = base.forward_head(base.forward_features(x), pre_logits=True).float()
                 else:
                     out = model(x).float()
             width = out.shape[1]
+            out = out[:0] if blank else out
         else:
             out = torch.zeros(0, width or num_classes, device=accelerator.device)
         # Ragged batches (unreadable videos have no views) differ per process: pad, gather, drop pads.

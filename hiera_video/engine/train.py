@@ -220,7 +220,8 @@ def train(cfg: Config) -> dict:
     scheduler = build_scheduler(optimizer, round(cfg.optim.warmup_epochs * steps_per_epoch),
                                 steps_per_epoch * cfg.train.epochs, cfg.optim.min_lr / lr)
     state = TrainState()
-    ema = ModelEma(accelerator.unwrap_model(model), cfg.train.ema_decay) if cfg.train.ema else None
+    # The prepared model: FSDP1's state-dict functions need its root wrapper (DDP is unwrapped inside).
+    ema = ModelEma(model, cfg.train.ema_decay) if cfg.train.ema else None
     if resume_from is not None:
         load_checkpoint(resume_from, accelerator, state, model, optimizer, scheduler, ema)
         logger.info("resumed from %s: epoch %d, update %d of the epoch, %d in all", resume_from, state.epoch,
@@ -340,7 +341,7 @@ class _Loop:
                 acc.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
             self.optimizer.step()
             if self.ema is not None:
-                self.ema.update(acc.unwrap_model(self.model))
+                self.ema.update(self.model)
         self.optimizer.zero_grad(set_to_none=True)
         nonfinite.zero_()
         self.scheduler.step()
