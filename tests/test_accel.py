@@ -59,7 +59,9 @@ def test_fsdp_launch_on_this_cpu_machine_exits_with_the_reason():
     assert proc.returncode != 0, out
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     # Both processes stop at the launch check, before the (missing) checkpoint is looked for.
-    assert len(errors) == 2 and all(e.startswith("error: FSDP needs GPUs and this machine has none") for e in errors)
+    # Each process refuses; the launcher may stop the second before it prints, so one line or two.
+    assert 1 <= len(errors) <= 2 and all(e.startswith("error: FSDP needs GPUs and this machine has none")
+                                         for e in errors), out
     assert "--multi_gpu" in errors[0]
 
 
