@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from .. import fileio
-from ..models.checkpoints import CheckpointError, torch_load_untrusted
+from ..models.checkpoints import CheckpointError, tensor_bytes, torch_load_untrusted
 from .distributed import full_model_state, full_optimizer_state, load_model_state, load_optimizer_state
 
 logger = logging.getLogger("hiera_video")
@@ -130,16 +130,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _nbytes(obj: Any) -> int:
-    if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, dict):
-        return sum(_nbytes(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(_nbytes(v) for v in obj)
-    return 64
-
-
 def _write_torch(path: Path, obj: Any) -> None:
     with fileio.open_for_write(path) as f:
         torch.save(obj, f)
@@ -185,7 +175,7 @@ def save_checkpoint(accelerator, output_dir: Path, state: TrainState, model, opt
         if ema is not None:
             parts["ema.safetensors"] = (_write_safetensors, ema_weights)
         parts["state.json"] = (_write_text, state.to_json())
-    needed = sum(_nbytes(obj) if not isinstance(obj, str) else len(obj) for _, obj in parts.values())
+    needed = sum(tensor_bytes(obj) if not isinstance(obj, str) else len(obj) for _, obj in parts.values())
     error: BaseException | None = None
     for file, (write, obj) in parts.items():
         try:

@@ -385,14 +385,14 @@ def load_pretrained(model: torch.nn.Module, checkpoint: Checkpoint | str | os.Pa
 # ------------------------------------------------------------------------------------------------
 # Writing
 # ------------------------------------------------------------------------------------------------
-def _nbytes(obj: Any) -> int:
+def tensor_bytes(obj: Any) -> int:
     """Bytes of the tensors in a nested checkpoint object (what a write of it needs, roughly)."""
     if isinstance(obj, torch.Tensor):
         return obj.numel() * obj.element_size()
     if isinstance(obj, dict):
-        return sum(_nbytes(v) for v in obj.values())
+        return sum(tensor_bytes(v) for v in obj.values())
     if isinstance(obj, (list, tuple)):
-        return sum(_nbytes(v) for v in obj)
+        return sum(tensor_bytes(v) for v in obj)
     return 0
 
 
@@ -400,7 +400,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """torch.save to a temporary file in the same folder, fsync, then rename: a reader (or a run
     killed mid-write) sees the old file or the new one, never half of one. A full disk raises
     `DiskFullError` naming the path and the size, and leaves no temporary file."""
-    with fileio.atomic_path(path, needed=_nbytes(obj), durable=True) as tmp:
+    with fileio.atomic_path(path, needed=tensor_bytes(obj), durable=True) as tmp:
         with fileio.open_for_write(tmp) as f:
             torch.save(obj, f)
 
