@@ -159,6 +159,19 @@ def test_a_damaged_newest_checkpoint_falls_back_and_ends_equal(data, finished, t
     assert rows[1]["val_top1"] == ref[1]["val_top1"]
 
 
+def test_a_damaged_leftover_folder_is_pruned_not_fatal(data, finished, tmp_path, caplog):
+    out = tmp_path / "run"
+    shutil.copytree(finished[0], out)
+    shutil.rmtree(newest(out))
+    junk = out / "checkpoints" / "step_00000099"
+    junk.mkdir()
+    (junk / "model.safetensors").write_bytes(b"half")  # no manifest: never complete
+    resume(data, out)
+    assert "step_00000099: manifest.json is missing" in caplog.text
+    assert not junk.exists()
+    assert_same_weights(out, finished[1])
+
+
 def test_no_intact_checkpoint_is_an_error_never_a_restart(data, finished, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(finished[0], out)

@@ -229,20 +229,15 @@ def _any(accelerator, flag: bool) -> bool:
 
 
 def _prune(root: Path, keep: int) -> None:
-    """Keep the `keep` newest intact checkpoints (by the step their manifest records) and delete
-    older ones; damaged folders older than the oldest kept go too."""
-    found = []
-    for p in root.iterdir():
-        if p.is_dir() and p.name.startswith("step_"):
-            found.append((_manifest_step(p), p))
-    found.sort(key=lambda sp: sp[0])
-    intact = [p for s, p in found if s is not None]
-    kept = set(intact[-keep:])
-    oldest_kept = min((s for s, p in found if p in kept), default=None)
-    for step, p in found:
-        if p in kept:
-            continue
-        if step is not None or oldest_kept is not None:
+    """Keep the `keep` newest checkpoints with a readable manifest (by the step it records; the one
+    just written is one of them) and delete every other `step_*` folder, damaged ones included."""
+    folders = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_")]
+    intact = sorted((step, p.name, p) for p in folders if (step := _manifest_step(p)) is not None)
+    kept = {p for _, _, p in intact[-keep:]}
+    if not kept:
+        return
+    for p in folders:
+        if p not in kept:
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -265,7 +260,7 @@ def _pointer_target(root: Path) -> Path | None:
     return root / name if name and "/" not in name and name not in (".", "..") else None
 
 
-def verify(folder: Path, num_processes: int | None = None) -> str | None:
+def verify(folder: Path) -> str | None:
     """None if `folder` is a complete checkpoint whose files match its manifest, else why not."""
     if not folder.is_dir():
         return "the folder does not exist"
