@@ -10,6 +10,7 @@ in `TASKS` (the config's `task:` value).
 from __future__ import annotations
 
 import importlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +32,7 @@ class Datasets:
     collate_val: object
 
 
-class Task:
+class Task(ABC):
     """One kind of training. `best_metric` (a key of `validate`'s result) and `higher_is_better`
     pick model_best.pt."""
     best_metric: str = "val_loss"
@@ -40,22 +41,25 @@ class Task:
     def __init__(self, cfg: Config):
         self.cfg = cfg
 
+    @abstractmethod
     def build_model(self) -> torch.nn.Module:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def datasets(self) -> Datasets:
-        raise NotImplementedError
+        ...
 
     def batch_augment(self) -> BatchAugment:
         """Device-side augmentation of a uint8 batch; by default only normalisation."""
         return BatchAugment(self.cfg.data.mean, self.cfg.data.std)
 
+    @abstractmethod
     def loss(self, model, x: torch.Tensor, target, batch: dict) -> torch.Tensor:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def validate(self, accelerator, model, loader) -> dict:
         """Validation figures (gathered: the same on every process)."""
-        raise NotImplementedError
 
 
 # ------------------------------------------------------------------------------------------------

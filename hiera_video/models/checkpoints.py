@@ -80,7 +80,7 @@ def _harmless_globals() -> list:
 def torch_load_untrusted(path: str | os.PathLike, allowed: list | None = None) -> Any:
     """`torch.load(path, weights_only=True)` with errors that say what is wrong: a file that would
     construct an object (a pickle of code) names the refused global and is never loaded; a damaged
-    or foreign file says so. torch's own advice to retry with weights_only=False is never shown."""
+    or foreign file says so. torch's own advice to retry with unpickling switched on is never shown."""
     try:
         with torch.serialization.safe_globals(_harmless_globals() if allowed is None else allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
