@@ -498,3 +498,12 @@ def test_an_ema_run_resumes_to_the_same_ema_weights(data, tmp_path):
     from safetensors.torch import load_file
     raw = load_file(str(newest(ref) / "model.safetensors"))
     assert any(not torch.equal(raw[k], v) for k, v in final_weights(ref).items() if v.is_floating_point())
+
+
+def test_resuming_with_another_model_names_the_file_and_loses_nothing(data, finished, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(finished[0], out)
+    before = {str(p): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(Exception, match=r"model.safetensors does not fit this run's model.*shapes"):
+        resume(data, out, **{"model.name": "hiera_tiny_8x64"})
+    assert {str(p): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
