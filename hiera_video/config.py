@@ -58,7 +58,7 @@ class DataConfig:
     train_list: str | None = None  # `path label` lines (data_lists/README.md)
     val_list: str | None = None
     root: str | None = None  # relative paths in the lists start here (default: each list's folder)
-    classes: str | None = None  # class names file, for reports
+    classes: str | None = None  # class names: a file, or a shipped list (kinetics400, ssv2, ...)
     num_frames: int = 16  # frames per clip (16x4: 16 frames ...)
     sampling_rate: int = 4  # ... 4 apart at target_fps; "segment" sampling ignores it
     target_fps: float = 30.0
@@ -421,14 +421,17 @@ def read_yaml(path: Path) -> Any:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a YAML config (`yaml.safe_load` rules), apply `key=value` overrides, validate. Without a
+    """Read a YAML config (`yaml.safe_load` rules), apply `key=value` overrides, validate. `path` is a
+    file or the name of a shipped config (`k400_hiera_l`: `hiera-video configs` lists them). Without a
     path, the defaults (for code that fills in the rest); a file must hold a mapping of sections."""
+    from .resources import config_path
     data: dict[str, Any] = {}
     source = str(path) if path else "defaults"
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
+        try:
+            path = config_path(path)
+        except FileNotFoundError as e:
+            raise ConfigError(str(e)) from None
         data = read_yaml(path)
         if data is None:  # an empty file would silently train the defaults (a 400-class Hiera-B)
             raise ConfigError(f"{path}: the file is empty; a config sets at least model, data and "

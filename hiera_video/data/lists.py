@@ -102,10 +102,13 @@ def write_list(list_path: str | os.PathLike, rows: list[tuple[str, int]]) -> Non
 
 
 def read_classes(path: str | os.PathLike) -> list[str]:
-    """Class names, one per line (line index = label)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ListError(f"class file not found: {path}")
+    """Class names, one per line (line index = label). `path` may also name a shipped list
+    (`kinetics400`, `ssv2`, ...: hiera_video/data_lists/)."""
+    from ..resources import classes_path, list_class_lists
+    found = classes_path(path)
+    if found is None:
+        raise ListError(f"class file not found: {path} (shipped lists: {', '.join(list_class_lists())})")
+    path = found
     names = [line.strip() for line in _read_lines(path)]
     while names and not names[-1]:
         names.pop()

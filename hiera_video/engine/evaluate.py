@@ -24,6 +24,7 @@ from ..data.lists import Entry, read_classes, read_list
 from ..data.transforms import normalize
 from ..models import Checkpoint, create_model, read_checkpoint
 from ..models.checkpoints import is_mae_config
+from ..resources import classes_path
 
 logger = logging.getLogger("hiera_video")
 
@@ -95,7 +96,7 @@ def class_names(ckpt: Checkpoint | None, cfg: Config | None, labels_file: str | 
                 num_classes: int) -> list[str]:
     """Names from an explicit file, else the config's, else the checkpoint's, else the indices."""
     for source in (labels_file, cfg.data.classes if cfg else None):
-        if source and Path(source).is_file():
+        if source and classes_path(source) is not None:  # a file, or a shipped list's name
             names = read_classes(source)
             if len(names) != num_classes:
                 raise ValueError(f"{source} lists {len(names)} classes but the model predicts {num_classes}")

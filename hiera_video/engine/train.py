@@ -425,7 +425,8 @@ def _checkpoint_info(cfg: Config) -> dict:
     info = {"data": dict(num_frames=d.num_frames, sampling_rate=d.sampling_rate, target_fps=d.target_fps,
                          sampling_mode=d.sampling_mode, crop_size=d.crop_size, mean=list(d.mean), std=list(d.std),
                          test_short_side=d.test_short_side)}
-    if d.classes and Path(d.classes).is_file():
+    from ..resources import classes_path
+    if d.classes and classes_path(d.classes) is not None:
         from ..data.lists import read_classes
         info["classes"] = read_classes(d.classes)
     elif d.classes:  # only reports use the names: not worth stopping a run for
