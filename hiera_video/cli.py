@@ -1,12 +1,107 @@
-"""What the command-line tools share: logging set-up and the training entry point behind
-`tools/finetune.py` (task classify) and `tools/pretrain.py` (task mae)."""
+"""The `hiera-video` command (also `python -m hiera_video`, and `accelerate launch -m hiera_video`): one
+subcommand per tool, each implemented once in `hiera_video/commands/` (the scripts in the checkout's
+tools/ call the same code), and what the subcommands share: logging, `--cfg NAME key=value ...`
+arguments, the training entry point behind `finetune` (tasks classify and ava) and `pretrain` (task mae).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import re
 import sys
-from pathlib import Path
+
+# name -> (module in hiera_video.commands, one-line summary). Summaries live here rather than being read
+# from the modules' docstrings so that `hiera-video --help` does not import torch.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "finetune": ("finetune", "train a classifier (task classify) or an AVA detector (task ava)"),
+    "pretrain": ("pretrain", "MAE-pretrain a video Hiera (task mae)"),
+    "evaluate": ("evaluate", "multi-view evaluation of a checkpoint on a data list"),
+    "evaluate-ava": ("evaluate_ava", "AVA frame-mAP of a detector checkpoint"),
+    "predict": ("predict", "top-k classes of video files"),
+    "embed": ("extract_embeddings", "one embedding per video of a list (resumable)"),
+    "retrieve": ("retrieve", "nearest neighbours in an embedding folder"),
+    "export": ("export", "a checkpoint as ONNX or a torch.export program"),
+    "save-pretrained": ("save_pretrained", "a checkpoint as a Hugging Face folder (official layout), or to the Hub"),
+    "configs": ("configs", "list the shipped configs and class lists, or print one"),
+    "benchmark": ("benchmark", "clips/s of a model, optionally beside the official code"),
+    "benchmark-data": ("benchmark_data", "decoded + augmented training clips/s of the data pipeline"),
+    "benchmark-mae": ("benchmark_mae", "MAE encoder cost, sparse vs dense"),
+    "check-videos": ("check_videos", "decode every video of a list and report the bad ones"),
+    "prepare-kinetics": ("prepare_kinetics", "Kinetics data lists from folders or the official CSVs"),
+    "prepare-ssv2": ("prepare_ssv2", "Something-Something-v2 data lists from the official JSON"),
+    "resize-videos": ("resize_videos", "re-encode a video tree to a short side (resumable)"),
+    "make-synthetic": ("make_synthetic", "write the synthetic action dataset"),
+    "make-synthetic-ava": ("make_synthetic_ava", "write a small synthetic AVA dataset"),
+    "ava-map": ("ava_map", "official AVA frame-mAP of a results CSV"),
+    "visualize-ava": ("visualize_ava", "draw AVA detections on keyframes"),
+    "visualize-mae": ("visualize_mae", "picture of an MAE's reconstruction of one video"),
+    "demo": ("demo", "the ./run.sh job: synthetic data, finetune, evaluate, embed, retrieve"),
+}
+ALIASES = {"extract-embeddings": "embed"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`hiera-video COMMAND [ARGS]`: run one subcommand; `hiera-video COMMAND --help` for its options."""
+    from . import __version__
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        width = max(map(len, COMMANDS))
+        lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+        print("usage: hiera-video COMMAND [ARGS]   (or python -m hiera_video COMMAND, accelerate launch -m "
+              "hiera_video COMMAND)\n\ncommands:\n" + "\n".join(lines)
+              + "\n\n`hiera-video COMMAND --help` shows a command's options.")
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"hiera-video {__version__}")
+        return 0
+    name = ALIASES.get(argv[0], argv[0])
+    if name not in COMMANDS:
+        import difflib
+        close = difflib.get_close_matches(name, list(COMMANDS), n=2)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        print(f"error: unknown command {argv[0]!r}{hint} (`hiera-video --help` lists them)", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f".commands.{COMMANDS[name][0]}", __package__)
+    try:
+        return module.main(argv[1:], prog=f"hiera-video {name}")
+    except BrokenPipeError:  # `hiera-video configs | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
+
+
+def command_parser(doc: str | None, prog: str | None) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_config_arguments(p: argparse.ArgumentParser, required: bool = False, overrides: bool = True) -> None:
+    """`--cfg FILE|NAME` and trailing `key=value` overrides, the same in every command that reads a config."""
+    p.add_argument("--cfg", required=required,
+                   help="YAML config file, or the name of a shipped one (`hiera-video configs` lists them)")
+    if overrides:
+        p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. data.num_workers=8")
+
+
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+
+
+def split_overrides(tokens: list[str]) -> tuple[list[str], list[str]]:
+    """Positional arguments -> (others, key=value overrides), for commands that take both (predict).
+    `a.b=c` is an override unless a file of that name exists."""
+    from pathlib import Path
+    overrides = [t for t in tokens if _OVERRIDE.match(t) and not Path(t).exists()]
+    return [t for t in tokens if t not in overrides], overrides
+
+
+def load_cli_config(cfg: str | None, overrides: list[str] | None):
+    """The config named by --cfg with the overrides, or None without --cfg (overrides then are an error)."""
+    from .config import ConfigError, load_config
+    if cfg is None:
+        if overrides:
+            raise ConfigError(f"config overrides {overrides} given without --cfg")
+        return None
+    return load_config(cfg, overrides or [])
 
 
 def setup_logging() -> None:
@@ -24,14 +119,13 @@ def _errors():
                                                                TooManyBadVideos)
 
 
-def train_main(argv: list[str] | None, task: str, description: str) -> int:
-    """Parse `--cfg FILE key=value ...`, check the config's task is one this tool runs (finetune.py:
-    classify and ava; pretrain.py: mae), train. Returns the exit code."""
+def train_main(argv: list[str] | None, task: str, description: str, prog: str | None = None) -> int:
+    """Parse `--cfg FILE|NAME key=value ...`, check the config's task is one this command runs (finetune:
+    classify and ava; pretrain: mae), train. Returns the exit code."""
     from .config import ConfigError, load_config
 
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cfg", type=Path, required=True, help="YAML config (configs/*.yaml)")
-    p.add_argument("overrides", nargs="*", help="key=value, e.g. train.epochs=3 data.train_list=/d/train.csv")
+    p = command_parser(description, prog)
+    add_config_arguments(p, required=True)
     args = p.parse_args(argv)
     setup_logging()
     try:
@@ -39,11 +133,11 @@ def train_main(argv: list[str] | None, task: str, description: str) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    tools = {"classify": "tools/finetune.py", "ava": "tools/finetune.py", "mae": "tools/pretrain.py"}
+    tools = {"classify": "finetune", "ava": "finetune", "mae": "pretrain"}
     if tools[cfg.task] != tools[task]:
         tool = tools[cfg.task]
-        print(f"error: {args.cfg} is a task {cfg.task!r} config; this tool runs task {task!r} (use {tool})",
-              file=sys.stderr)
+        print(f"error: {args.cfg} is a task {cfg.task!r} config; this command runs task {task!r} "
+              f"(use `hiera-video {tool}` or tools/{tool}.py)", file=sys.stderr)
         return 2
     from .engine.train import train
     USAGE_ERRORS, RUN_ERRORS = _errors()

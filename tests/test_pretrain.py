@@ -82,9 +82,9 @@ def test_finetuning_from_it_loads_every_encoder_weight(pretrained, data, tmp_pat
 def test_tools_refuse_a_config_of_the_other_task(tmp_path, capsys):
     from hiera_video.cli import train_main
     assert train_main(["--cfg", str(MAE_CFG)], "classify", "") == 2
-    assert "use tools/pretrain.py" in capsys.readouterr().err
+    assert "use `hiera-video pretrain` or tools/pretrain.py" in capsys.readouterr().err
     assert train_main(["--cfg", str(ROOT / "configs" / "synthetic_hiera_tiny.yaml")], "mae", "") == 2
-    assert "use tools/finetune.py" in capsys.readouterr().err
+    assert "use `hiera-video finetune` or tools/finetune.py" in capsys.readouterr().err
 
 
 def test_model_name_must_fit_the_task(data, tmp_path):

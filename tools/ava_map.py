@@ -1,43 +1,15 @@
 #!/usr/bin/env python
 """Frame-level AVA mAP of a results file, as the official ActivityNet evaluator computes it.
 
-    python tools/ava_map.py --gt ava_val_v2.2.csv --detections results.csv \
-        --labelmap ava_action_list_v2.2_for_activitynet_2019.pbtxt \
-        --exclusions ava_val_excluded_timestamps_v2.2.csv
-
-Prints JSON: mAP (a fraction), per-class AP (null for classes without ground truth, which the mean
-leaves out) with ground-truth and detection counts. --capacity is the per-keyframe cap on detection
-rows (50 as in the official run; 0 = no cap). Exit code 2 with a one-line error on bad files.
+The same as `hiera-video ava-map` (implemented in hiera_video/commands/ava_map.py); `--help` for the options.
 """
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from hiera_video.engine.ava_map import frame_map  # noqa: E402
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gt", type=Path, required=True, help="ground truth, e.g. ava_val_v2.2.csv")
-    p.add_argument("--detections", type=Path, required=True, help="results: video,time,x1,y1,x2,y2,action,score")
-    p.add_argument("--labelmap", type=Path, required=True, help="the classes to evaluate (pbtxt)")
-    p.add_argument("--exclusions", type=Path, help="keyframes to leave out (video_id,timestamp)")
-    p.add_argument("--capacity", type=int, default=50, help="detection rows kept per keyframe (0 = all)")
-    p.add_argument("--iou", type=float, default=0.5, help="IoU needed for a match")
-    args = p.parse_args(argv)
-    try:
-        result = frame_map(args.gt, args.detections, args.labelmap, args.exclusions, iou=args.iou,
-                           capacity=args.capacity)
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, indent=2))
-    return 0
-
+from hiera_video.commands.ava_map import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

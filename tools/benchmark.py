@@ -1,55 +1,15 @@
 #!/usr/bin/env python
 """Clips per second of a Hiera model, measured like the paper (see hiera_video/benchmark.py).
 
-    python tools/benchmark.py --model hiera_large_16x224 --device cuda --dtype fp16 --batch-sizes 1,8,16,32,64
-    python tools/benchmark.py --model hiera_base_16x224 --device cpu --dtype fp32 --batch-sizes 1 --compare-official
+The same as `hiera-video benchmark` (implemented in hiera_video/commands/benchmark.py); `--help` for the options.
 """
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from hiera_video.benchmark import parse_batch_sizes, run_benchmark  # noqa: E402
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="a registered name (hiera_video.list_models())")
-    p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
-    p.add_argument("--dtype", default="fp16", choices=["fp16", "bf16", "fp32"])
-    p.add_argument("--batch-sizes", default="1,8,16,32,64", help="comma-separated")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile our model (default: on for cuda, off for cpu)")
-    p.add_argument("--train", action="store_true", help="time forward + backward + AdamW step instead")
-    p.add_argument("--compare-official", action="store_true",
-                   help="also time the official implementation (package `hiera`), interleaved, same weights")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--iters", type=int, default=10, help="at least this many timed steps per batch size")
-    p.add_argument("--seconds", type=float, default=2.0, help="and at least this long")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --compare-official")
-    p.add_argument("--peak-tflops", type=float, help="device peak for MFU (known GPUs are looked up)")
-    p.add_argument("--json", type=Path, help="write the results here")
-    args = p.parse_args(argv)
-    compile_ = args.device == "cuda" if args.compile is None else args.compile
-    try:
-        batch_sizes = parse_batch_sizes(args.batch_sizes)
-        report = run_benchmark(args.model, args.device, args.dtype, batch_sizes, compile=compile_,
-                               train=args.train, compare_official=args.compare_official, warmup=args.warmup,
-                               iters=args.iters, seconds=args.seconds, rounds=args.rounds,
-                               peak_tflops=args.peak_tflops)
-    except (RuntimeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report.table())
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_json(), indent=2))
-        print(f"wrote {args.json}")
-    return 0
-
+from hiera_video.commands.benchmark import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,47 +1,15 @@
 #!/usr/bin/env python
 """Multi-view evaluation of a checkpoint on a data list.
 
-    accelerate launch tools/evaluate.py --cfg configs/k400_hiera_l.yaml --ckpt runs/k400_l/model_best.pt
-    python tools/evaluate.py --cfg configs/k400_hiera_l.yaml --ckpt hiera_large_16x224.pth eval.num_temporal_clips=5
-
-Every view of every video of eval.list (default data.val_list) is scored once: eval.num_temporal_clips x
-eval.num_spatial_crops (Kinetics 5 x 3, SSv2 2 x 3), ensembled per video (eval.ensemble: prob, logit or
-max). Writes OUT/metrics.json, predictions.csv, per_class.csv and confusion.png (OUT defaults to
-output_dir/eval). --ckpt takes this project's checkpoints, official .pth files and HF folders.
+The same as `hiera-video evaluate` (implemented in hiera_video/commands/evaluate.py); `--help` for the options.
 """
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from hiera_video.cli import setup_logging  # noqa: E402
-from hiera_video.config import ConfigError, load_config  # noqa: E402
-from hiera_video.models.checkpoints import CheckpointError  # noqa: E402
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cfg", type=Path, required=True)
-    p.add_argument("--ckpt", required=True, help="checkpoint file, HF folder, or URL")
-    p.add_argument("--out", type=Path, help="report folder (default: output_dir/eval)")
-    p.add_argument("--model", help="architecture for checkpoints that do not record it (default: model.name)")
-    p.add_argument("overrides", nargs="*", help="key=value config overrides")
-    args = p.parse_args(argv)
-    setup_logging()
-    try:
-        cfg = load_config(args.cfg, args.overrides)
-        from hiera_video.engine.evaluate import evaluate
-        metrics = evaluate(cfg, args.ckpt, args.out, args.model)
-    except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if metrics:
-        print(json.dumps({k: v for k, v in metrics.items() if k != "unreadable"}))
-    return 0
-
+from hiera_video.commands.evaluate import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,48 +1,15 @@
 #!/usr/bin/env python
 """AVA v2.2 evaluation of a detector checkpoint: centre-crop inference on the val keyframes with the
-person proposals, detections in the official CSV format, and the frame-level mAP at IoU 0.5.
 
-    accelerate launch tools/evaluate_ava.py --cfg configs/ava_hiera_l.yaml --ckpt runs/ava_hiera_l/model_best.pt
-    python tools/evaluate_ava.py --cfg configs/synthetic_ava_hiera_tiny.yaml --ckpt runs/ava_demo/model_best.pt
-
-Writes OUT/detections.csv (video_id, timestamp, x1, y1, x2, y2, action_id, score: one row per box and
-evaluated class), OUT/metrics.json (mAP as a fraction, per-class AP) and OUT/per_class.csv; OUT
-defaults to output_dir/eval_ava. `tools/ava_map.py` computes the same mAP from CSV files alone.
+The same as `hiera-video evaluate-ava` (implemented in hiera_video/commands/evaluate_ava.py); `--help` for the options.
 """
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from hiera_video.cli import setup_logging  # noqa: E402
-from hiera_video.config import ConfigError, load_config  # noqa: E402
-from hiera_video.models.checkpoints import CheckpointError  # noqa: E402
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cfg", type=Path, required=True)
-    p.add_argument("--ckpt", required=True, help="a checkpoint written by task ava training")
-    p.add_argument("--out", type=Path, help="report folder (default: output_dir/eval_ava)")
-    p.add_argument("overrides", nargs="*", help="key=value config overrides")
-    args = p.parse_args(argv)
-    setup_logging()
-    try:
-        cfg = load_config(args.cfg, args.overrides)
-        if cfg.task != "ava":
-            raise ConfigError(f"{args.cfg} is a task {cfg.task!r} config; AVA evaluation needs task: ava")
-        from hiera_video.engine.ava import evaluate_ava
-        metrics = evaluate_ava(cfg, args.ckpt, args.out)
-    except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if metrics:  # the main process's; the others return {}
-        print(json.dumps({"mAP": metrics["mAP"], "classes": len(metrics["per_class"])}))
-    return 0
-
+from hiera_video.commands.evaluate_ava import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

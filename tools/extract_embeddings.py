@@ -1,55 +1,15 @@
 #!/usr/bin/env python
 """One L2-normalised embedding per video of a list (pooled pre-logits features, averaged over views).
 
-    accelerate launch tools/extract_embeddings.py --ckpt runs/k400_l/model_best.pt --list val.csv --out emb/val
-    python tools/extract_embeddings.py --cfg configs/synthetic_hiera_tiny.yaml --ckpt model_best.pt \\
-        --list runs/demo/data/val.csv --out runs/demo/embeddings --views 2,3
-
-Writes OUT/embeddings.npy (float32 N x D, row i = line i of the list; NaN rows for unreadable videos,
-which meta.json lists), OUT/index.csv (path, label) and OUT/meta.json. Interrupted? Run it again: it
-resumes from OUT/parts. Any checkpoint works, MAE encoders included.
+The same as `hiera-video embed` (implemented in hiera_video/commands/extract_embeddings.py); `--help` for the options.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from hiera_video.cli import setup_logging  # noqa: E402
-from hiera_video.config import ConfigError, load_config  # noqa: E402
-from hiera_video.data.lists import ListError  # noqa: E402
-from hiera_video.engine.evaluate import parse_views  # noqa: E402
-from hiera_video.models.checkpoints import CheckpointError  # noqa: E402
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", required=True)
-    p.add_argument("--list", required=True, help="`path [label]` lines")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--cfg", type=Path, help="config whose data settings (frames, sampling, crop, root) to use")
-    p.add_argument("--model", help="architecture for checkpoints that do not record it")
-    p.add_argument("--root", help="folder relative paths start from (default: the list's folder)")
-    p.add_argument("--views", type=parse_views, default=(1, 1), help="temporal,spatial views (default 1,1)")
-    p.add_argument("--pool", default="mean", choices=["mean", "max"], help="how views combine (default mean)")
-    p.add_argument("--chunk", type=int, default=512, help="videos per resumable chunk")
-    p.add_argument("--batch-size", type=int, default=4, help="videos per process per step")
-    p.add_argument("--workers", type=int, default=2, help="data workers per process")
-    args = p.parse_args(argv)
-    setup_logging()
-    from hiera_video.engine.embed import extract_embeddings
-    try:
-        cfg = load_config(args.cfg) if args.cfg else None
-        meta = extract_embeddings(cfg, args.ckpt, args.list, args.out, *args.views, pool=args.pool,
-                                  model_name=args.model, chunk=args.chunk, batch_size=args.batch_size,
-                                  num_workers=args.workers, root=args.root)
-    except (ConfigError, CheckpointError, ListError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"{meta['num_videos']} x {meta['dimension']} embeddings in {args.out} ({len(meta['unreadable'])} unreadable)")
-    return 0
-
+from hiera_video.commands.extract_embeddings import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,41 +1,15 @@
 #!/usr/bin/env python
 """Write the synthetic action dataset (8 classes in time-reversed pairs; see hiera_video/data/synthetic.py).
 
-    python tools/make_synthetic.py --out data/synthetic --train 400 --val 100 --seed 0
-    python tools/make_synthetic.py --out data/synthetic --train 800 --val 100 --seed 0   # grows it
-
-Videos already in the folder are kept, so an interrupted run resumes and a larger run adds videos.
-The summary is printed as one JSON line.
+The same as `hiera-video make-synthetic` (implemented in hiera_video/commands/make_synthetic.py); `--help` for the options.
 """
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from hiera_video.data.synthetic import make_dataset  # noqa: E402
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, required=True, help="dataset folder (created if missing)")
-    p.add_argument("--train", type=int, required=True, help="number of training videos")
-    p.add_argument("--val", type=int, required=True, help="number of validation videos")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, help="processes (default: the CPUs available)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
-    try:
-        summary = make_dataset(args.out, args.train, args.val, seed=args.seed, workers=args.workers,
-                               progress=not args.no_progress)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0
-
+from hiera_video.commands.make_synthetic import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

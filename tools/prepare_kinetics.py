@@ -1,55 +1,15 @@
 #!/usr/bin/env python
 """Build Kinetics data lists (`{split}.csv` of `path label` lines + `classes.txt`) in --out.
 
-From a folder laid out split/class_name/*.mp4:
-    python tools/prepare_kinetics.py --videos /data/k400 --dataset k400 --out lists/k400
-From the official annotation CSVs and a folder of clips named {youtube_id}_{start:06d}_{end:06d}.mp4:
-    python tools/prepare_kinetics.py --csv k400/train.csv k400/validate.csv --clips /data/k400_clips \\
-        --dataset k400 --out lists/k400
-Videos named by the annotations but absent on disk are counted and listed in missing_{split}.txt.
+The same as `hiera-video prepare-kinetics` (implemented in hiera_video/commands/prepare_kinetics.py); `--help` for the options.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from hiera_video.data.lists import ListError, read_classes  # noqa: E402
-from hiera_video.data.prepare import (index_videos, kinetics_from_csv, kinetics_from_folders,  # noqa: E402
-                                      write_lists)
-
-CLASS_FILES = {"k400": "kinetics400.txt", "k600": "kinetics600.txt", "k700": "kinetics700.txt"}
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--videos", type=Path, help="folder laid out split/class_name/*.mp4")
-    src.add_argument("--csv", type=Path, nargs="+", help="official annotation CSVs (one list per CSV)")
-    p.add_argument("--clips", type=Path, help="with --csv: folder holding the clips (searched recursively)")
-    p.add_argument("--dataset", choices=sorted(CLASS_FILES), default="k400",
-                   help="class order of the official checkpoints (data_lists/kinetics*.txt)")
-    p.add_argument("--classes", type=Path, help="another class file instead of --dataset's")
-    p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    try:
-        classes = read_classes(args.classes or ROOT / "data_lists" / CLASS_FILES[args.dataset])
-        if args.videos:
-            splits = kinetics_from_folders(args.videos, classes)
-        else:
-            if not args.clips:
-                p.error("--csv needs --clips")
-            index = index_videos(args.clips)
-            splits = [kinetics_from_csv(c, args.clips, classes, index) for c in args.csv]
-    except (ListError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for line in write_lists(args.out, classes, splits):
-        print(line)
-    return 0
-
+from hiera_video.commands.prepare_kinetics import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

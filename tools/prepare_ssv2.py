@@ -1,41 +1,15 @@
 #!/usr/bin/env python
 """Build Something-Something-v2 data lists (`train.csv`, `validation.csv` of `path label` lines, and
-`classes.txt` with the 174 templates) from the official JSON annotations and the folder of
-`{id}.webm` videos. Label = labels[template with the brackets removed].
 
-    python tools/prepare_ssv2.py --labels labels/something-something-v2-labels.json \\
-        --splits labels/something-something-v2-train.json labels/something-something-v2-validation.json \\
-        --videos /data/ssv2/20bn-something-something-v2 --out lists/ssv2
+The same as `hiera-video prepare-ssv2` (implemented in hiera_video/commands/prepare_ssv2.py); `--help` for the options.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from hiera_video.data.lists import ListError  # noqa: E402
-from hiera_video.data.prepare import index_videos, ssv2_classes, ssv2_split, write_lists  # noqa: E402
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--labels", type=Path, required=True, help="something-something-v2-labels.json")
-    p.add_argument("--splits", type=Path, nargs="+", required=True, help="-train.json, -validation.json, ...")
-    p.add_argument("--videos", type=Path, required=True, help="folder of {id}.webm")
-    p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    try:
-        classes = ssv2_classes(args.labels)
-        index = index_videos(args.videos)
-        splits = [ssv2_split(s, args.labels, args.videos, index) for s in args.splits]
-    except (ListError, OSError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for line in write_lists(args.out, classes, splits):
-        print(line)
-    return 0
-
+from hiera_video.commands.prepare_ssv2 import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,45 @@
+"""AVA v2.2 evaluation of a detector checkpoint: centre-crop inference on the val keyframes with the
+person proposals, detections in the official CSV format, and the frame-level mAP at IoU 0.5.
+
+    accelerate launch -m hiera_video evaluate-ava --cfg ava_hiera_l --ckpt runs/ava_hiera_l/model_best.pt
+    hiera-video evaluate-ava --cfg synthetic_ava_hiera_tiny --ckpt runs/ava_demo/model_best.pt
+
+Writes OUT/detections.csv (video_id, timestamp, x1, y1, x2, y2, action_id, score: one row per box and
+evaluated class), OUT/metrics.json (mAP as a fraction, per-class AP) and OUT/per_class.csv; OUT
+defaults to output_dir/eval_ava. `hiera-video ava-map` computes the same mAP from CSV files alone.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..cli import add_config_arguments, setup_logging
+from ..config import ConfigError, load_config
+from ..models.checkpoints import CheckpointError
+
+
+def main(argv=None, prog=None) -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(p, required=True, overrides=False)
+    p.add_argument("--ckpt", required=True, help="a checkpoint written by task ava training")
+    p.add_argument("--out", type=Path, help="report folder (default: output_dir/eval_ava)")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides")
+    args = p.parse_args(argv)
+    setup_logging()
+    try:
+        cfg = load_config(args.cfg, args.overrides)
+        if cfg.task != "ava":
+            raise ConfigError(f"{args.cfg} is a task {cfg.task!r} config; AVA evaluation needs task: ava")
+        from ..engine.ava import evaluate_ava
+        metrics = evaluate_ava(cfg, args.ckpt, args.out)
+    except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if metrics:  # the main process's; the others return {}
+        print(json.dumps({"mAP": metrics["mAP"], "classes": len(metrics["per_class"])}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

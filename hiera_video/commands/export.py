@@ -1,0 +1,48 @@
+"""A checkpoint as an ONNX model or a torch.export program, with a dynamic batch dimension, checked
+against the eager model on random input (onnxruntime for ONNX, when installed).
+
+    hiera-video export --ckpt runs/k400_l/model_best.pt --format onnx --out hiera_l.onnx
+    hiera-video export --ckpt hiera_base_16x224.pth --model hiera_base_16x224 --format torch-export --out b.pt2
+    hiera-video export --ckpt model_best.pt --format onnx --no-dynamo --opset 17 --out m.onnx
+
+The input is one clip `[batch, 3, frames, crop, crop]` normalised with the model's mean and std
+(`model.pretrained_cfg`); the output is the logits (classifiers) or the pooled features (MAE encoders).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from ..cli import command_parser
+from ..models.checkpoints import CheckpointError
+
+
+def main(argv=None, prog=None) -> int:
+    p = command_parser(__doc__, prog)
+    p.add_argument("--ckpt", required=True, help="checkpoint file, HF folder or hub name")
+    p.add_argument("--out", type=Path, required=True, help="file to write (.onnx or .pt2)")
+    p.add_argument("--format", choices=["onnx", "torch-export"], help="default: from --out's suffix")
+    p.add_argument("--model", help="architecture for checkpoints that do not record it")
+    p.add_argument("--batch-size", type=int, default=2, help="batch of the example input (the axis stays dynamic)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--dynamo", action=__import__("argparse").BooleanOptionalAction, default=True,
+                   help="ONNX: the torch.export-based exporter (default) or the TorchScript one (--no-dynamo)")
+    p.add_argument("--no-check", action="store_true", help="skip comparing the export with the eager model")
+    args = p.parse_args(argv)
+    fmt = args.format or {".onnx": "onnx", ".pt2": "torch-export"}.get(args.out.suffix)
+    if fmt is None:
+        p.error(f"--out {args.out}: give --format, or a .onnx or .pt2 file name")
+    from ..engine.evaluate import load_model
+    from ..export import export_model
+    try:
+        model, _ = load_model(args.ckpt, None, args.model, classifier=False)
+        report = export_model(model, args.out, format=fmt, batch_size=args.batch_size, opset=args.opset,
+                              dynamo=args.dynamo, check=not args.no_check)
+    except (CheckpointError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:  # onnx / onnxscript missing
+        print(f"error: {e} (pip install 'hiera-video[export]')", file=sys.stderr)
+        return 2
+    print(json.dumps(report, default=str) if isinstance(report, dict) else f"wrote {args.out}")
+    return 0

@@ -1,0 +1,52 @@
+"""One L2-normalised embedding per video of a list (pooled pre-logits features, averaged over views).
+
+    accelerate launch -m hiera_video embed --ckpt runs/k400_l/model_best.pt --list val.csv --out emb/val
+    hiera-video embed --cfg synthetic_hiera_tiny --ckpt model_best.pt \\
+        --list runs/demo/data/val.csv --out runs/demo/embeddings --views 2,3
+
+Writes OUT/embeddings.npy (float32 N x D, row i = line i of the list; NaN rows for unreadable videos,
+which meta.json lists), OUT/index.csv (path, label) and OUT/meta.json. Interrupted? Run it again: it
+resumes from OUT/parts. Any checkpoint works, MAE encoders included.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..cli import add_config_arguments, load_cli_config, setup_logging
+from ..config import ConfigError
+from ..data.lists import ListError
+from ..engine.evaluate import parse_views
+from ..models.checkpoints import CheckpointError
+
+
+def main(argv=None, prog=None) -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--list", required=True, help="`path [label]` lines")
+    p.add_argument("--out", type=Path, required=True)
+    add_config_arguments(p)  # whose data settings (frames, sampling, crop, root) to use
+    p.add_argument("--model", help="architecture for checkpoints that do not record it")
+    p.add_argument("--root", help="folder relative paths start from (default: the list's folder)")
+    p.add_argument("--views", type=parse_views, default=(1, 1), help="temporal,spatial views (default 1,1)")
+    p.add_argument("--pool", default="mean", choices=["mean", "max"], help="how views combine (default mean)")
+    p.add_argument("--chunk", type=int, default=512, help="videos per resumable chunk")
+    p.add_argument("--batch-size", type=int, default=4, help="videos per process per step")
+    p.add_argument("--workers", type=int, default=2, help="data workers per process")
+    args = p.parse_args(argv)
+    setup_logging()
+    from ..engine.embed import extract_embeddings
+    try:
+        cfg = load_cli_config(args.cfg, args.overrides)
+        meta = extract_embeddings(cfg, args.ckpt, args.list, args.out, *args.views, pool=args.pool,
+                                  model_name=args.model, chunk=args.chunk, batch_size=args.batch_size,
+                                  num_workers=args.workers, root=args.root)
+    except (ConfigError, CheckpointError, ListError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{meta['num_videos']} x {meta['dimension']} embeddings in {args.out} ({len(meta['unreadable'])} unreadable)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

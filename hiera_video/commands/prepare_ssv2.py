@@ -1,0 +1,38 @@
+"""Build Something-Something-v2 data lists (`train.csv`, `validation.csv` of `path label` lines, and
+`classes.txt` with the 174 templates) from the official JSON annotations and the folder of
+`{id}.webm` videos. Label = labels[template with the brackets removed].
+
+    hiera-video prepare_ssv2.py --labels labels/something-something-v2-labels.json \\
+        --splits labels/something-something-v2-train.json labels/something-something-v2-validation.json \\
+        --videos /data/ssv2/20bn-something-something-v2 --out lists/ssv2
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..data.lists import ListError
+from ..data.prepare import index_videos, ssv2_classes, ssv2_split, write_lists
+
+
+def main(argv=None, prog=None) -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--labels", type=Path, required=True, help="something-something-v2-labels.json")
+    p.add_argument("--splits", type=Path, nargs="+", required=True, help="-train.json, -validation.json, ...")
+    p.add_argument("--videos", type=Path, required=True, help="folder of {id}.webm")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    try:
+        classes = ssv2_classes(args.labels)
+        index = index_videos(args.videos)
+        splits = [ssv2_split(s, args.labels, args.videos, index) for s in args.splits]
+    except (ListError, OSError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for line in write_lists(args.out, classes, splits):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
