@@ -2,7 +2,10 @@
 
 Accepted inputs (all read without executing pickled code: a checkpoint is untrusted input):
   * official `.pth`: `{"model_state": state_dict}` (classifier or MAE);
-  * a Hugging Face-style folder: `config.json` (the official constructor's arguments) + `model.safetensors`;
+  * a Hugging Face-style folder: `config.json` (the official constructor's arguments) + `model.safetensors`,
+    plus, when `save_pretrained` wrote it, `hiera_video.json` (our extra arguments and `pretrained_cfg`);
+  * a Hugging Face Hub id, `hf-hub:owner/name[@revision]` or a bare `owner/name` that is no local path
+    (downloaded with the optional `huggingface_hub`; see `hub.py`);
   * this project's checkpoints: `{"model": state_dict, "model_config": {...}, "model_name": ...}`;
   * a plain state dict (`.pt`/`.pth`/`.bin`) or a `.safetensors` file;
   * an `http(s)://` or `file://` URL of any of the above files (cached by torch.hub).
@@ -11,6 +14,10 @@ Accepted inputs (all read without executing pickled code: a checkpoint is untrus
 strip wrapper prefixes, drop MAE decoder weights, drop a classifier of the wrong size, interpolate
 position embeddings to the model's frames and resolution, and fail on anything else with the key and
 both shapes.
+
+Every `Checkpoint` also carries `pretrained_cfg`, what the weights were trained with (class names, input
+normalisation, frames, stride, crop: the `PRETRAINED_CFG_KEYS` schema), from whichever place the format
+keeps it; `create_model` hands it on to the model.
 """
 
 from __future__ import annotations
@@ -47,6 +54,16 @@ OFFICIAL_DEFAULTS: dict[str, Any] = dict(
     drop_path_rate=0.0, head_dropout=0.0, head_init_scale=0.001, sep_pos_embed=False)
 
 
+# The one schema of `pretrained_cfg` (on checkpoints and models): a key is present only when known, except
+# `classes`, which is always there (None when unknown). Values are plain JSON (lists, not tuples).
+PRETRAINED_CFG_KEYS = ("classes", "mean", "std", "num_frames", "sampling_rate", "target_fps", "sampling_mode",
+                       "crop_size", "test_short_side", "tag", "url", "hub_id")
+_CFG_INTS = ("num_frames", "sampling_rate", "crop_size", "test_short_side")
+# The file beside config.json + model.safetensors that holds what the official config cannot.
+EXTRA_FILE = "hiera_video.json"
+EXTRA_FORMAT = "hiera-video-hf/1"
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the model; the message names the culprit."""
 
@@ -59,6 +76,52 @@ class Checkpoint:
     model_config: dict[str, Any] | None = None  # Hiera constructor arguments, when the file records them
     model_name: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    pretrained_cfg: dict[str, Any] = field(default_factory=lambda: {"classes": None})
+
+
+def make_pretrained_cfg(values: dict[str, Any] | None = None, source: str = "pretrained_cfg",
+                        **more: Any) -> dict[str, Any]:
+    """`values` (and `more`) -> a `pretrained_cfg` in the one schema (see `PRETRAINED_CFG_KEYS`): tuples
+    become lists, None values are dropped (except `classes`), unknown keys are kept as they are. A value
+    of the wrong kind raises naming `source` and the key."""
+    out: dict[str, Any] = {"classes": None}
+    for key, value in {**(values or {}), **more}.items():
+        if value is None:
+            continue
+        try:
+            if key == "classes":
+                if isinstance(value, str) or not all(isinstance(c, str) for c in value):
+                    raise TypeError("a list of class names")
+                value = list(value)
+            elif key in ("mean", "std"):
+                value = [float(v) for v in value]
+                if len(value) not in (1, 3):
+                    raise TypeError("1 or 3 numbers")
+            elif key in _CFG_INTS:
+                if isinstance(value, bool) or int(value) != value:
+                    raise TypeError("an integer")
+                value = int(value)
+            elif key == "target_fps":
+                value = float(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+        except (TypeError, ValueError) as e:
+            expected = e if isinstance(e, TypeError) else "valid"
+            raise CheckpointError(f"{source}: {key}={value!r} is not {expected}") from None
+        out[key] = value
+    return out
+
+
+def _cfg_from_extra(extra: dict[str, Any], source: str) -> dict[str, Any]:
+    """This project's checkpoints keep how clips were made in `extra["data"]` and the names in
+    `extra["classes"]` (see engine/train.py `_checkpoint_info`)."""
+    data = extra.get("data") if isinstance(extra.get("data"), dict) else {}
+    cfg = {k: v for k, v in data.items() if k in PRETRAINED_CFG_KEYS}
+    if isinstance(extra.get("pretrained_cfg"), dict):
+        cfg.update(extra["pretrained_cfg"])
+    if isinstance(extra.get("classes"), list):
+        cfg["classes"] = extra["classes"]
+    return make_pretrained_cfg(cfg, source)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -202,11 +265,23 @@ def _strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read any accepted checkpoint (see the module docstring) into a `Checkpoint`."""
+    """Read any accepted checkpoint (see the module docstring) into a `Checkpoint`. An existing local
+    path always wins over a Hub id of the same spelling; `hf-hub:` always means the Hub."""
+    from . import hub
+
     source = str(path)
     if source.startswith(("http://", "https://", "file://")):
-        return _unwrap(_download(source), source)
-    p = Path(source)
+        ckpt = _unwrap(_download(source), source)
+        ckpt.pretrained_cfg = _cfg_from_extra(ckpt.extra, source)
+        return ckpt
+    p = Path(source).expanduser()
+    if source.startswith(hub.HUB_PREFIX) or (not p.exists() and hub.is_hub_id(source)):
+        repo_id, revision = hub.parse_hub_id(source)
+        ckpt = read_checkpoint(hub.download(repo_id, revision))
+        ckpt.source = f"{hub.HUB_PREFIX}{repo_id}" + (f"@{revision}" if revision else "")
+        ckpt.pretrained_cfg = make_pretrained_cfg({**hub.hub_pretrained_cfg(repo_id), **{
+            k: v for k, v in ckpt.pretrained_cfg.items() if v is not None}}, ckpt.source)
+        return ckpt
     if not p.exists():
         raise CheckpointError(f"checkpoint not found: {source}")
     if p.is_dir():
@@ -225,17 +300,60 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
                                   f"(facebook/hiera_*_16x224.*, or the .pth files)")
         cfg_file = p / "config.json"
         if cfg_file.exists():
-            with open(cfg_file) as f:
-                ckpt.model_config = official_config_to_kwargs(json.load(f), str(cfg_file))
+            ckpt.model_config = official_config_to_kwargs(_read_json(cfg_file), str(cfg_file))
+        if (p / EXTRA_FILE).exists():
+            _apply_extra_file(ckpt, p / EXTRA_FILE)
         return ckpt
     if p.suffix == ".safetensors":
-        sd, meta = _load_safetensors(source)
+        sd, meta = _load_safetensors(str(p))
         ckpt = Checkpoint(_strip_prefixes(sd), source, "safetensors")
-        if "model_config" in meta:  # written by save_model(..., safetensors)
+        if "model_config" in meta:  # written by save_model(..., safetensors): every value is JSON
             ckpt.model_config = json.loads(meta["model_config"])
             ckpt.model_name = meta.get("model_name") or None
+            for k, v in meta.items():
+                if k not in ("format", "model_config", "model_name"):
+                    try:
+                        ckpt.extra[k] = json.loads(v)
+                    except ValueError:
+                        ckpt.extra[k] = v
+            ckpt.pretrained_cfg = _cfg_from_extra(ckpt.extra, source)
         return ckpt
-    return _unwrap(_torch_load(source), source)
+    ckpt = _unwrap(_torch_load(str(p)), source)
+    ckpt.pretrained_cfg = _cfg_from_extra(ckpt.extra, source)
+    return ckpt
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+
+
+def _apply_extra_file(ckpt: Checkpoint, path: Path) -> None:
+    """`hiera_video.json` (written by `save_pretrained`): our constructor arguments that config.json
+    cannot hold, the model name and `pretrained_cfg`."""
+    from .hiera import Hiera
+    from .mae import MaskedAutoencoderHiera
+    import inspect
+
+    extra = _read_json(path)
+    if not isinstance(extra, dict) or extra.get("format") != EXTRA_FORMAT:
+        found = extra.get("format") if isinstance(extra, dict) else type(extra).__name__
+        raise CheckpointError(f"{path}: not a {EXTRA_FORMAT} file (format: {found!r})")
+    args = extra.get("model_config") or {}
+    valid = set(inspect.signature(Hiera).parameters) | set(inspect.signature(MaskedAutoencoderHiera).parameters)
+    valid -= {"kwargs"}
+    unknown = sorted(set(args) - valid)
+    if unknown:
+        raise CheckpointError(f"{path}: model_config keys {unknown} are not Hiera arguments")
+    if args:
+        if ckpt.model_config is None:
+            raise CheckpointError(f"{path}: has model_config but the folder has no config.json")
+        ckpt.model_config.update(args)
+    ckpt.model_name = extra.get("model_name") or ckpt.model_name
+    ckpt.pretrained_cfg = make_pretrained_cfg(extra.get("pretrained_cfg"), f"{path}: pretrained_cfg")
 
 
 # ------------------------------------------------------------------------------------------------

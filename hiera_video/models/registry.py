@@ -144,11 +144,18 @@ def create_ava_model(name: str, pretrained=None, **overrides):
     model = HieraAVA(**{**_ARCHS[name], **overrides})
     model.name = name
     if pretrained is not None:
-        ckpt = pretrained if isinstance(pretrained, Checkpoint) else read_checkpoint(
-            _resolve_pretrained(name, pretrained)[0])
+        meta = None
+        if isinstance(pretrained, Checkpoint):
+            ckpt = pretrained
+        else:
+            source, meta = _resolve_pretrained(name, pretrained)
+            ckpt = read_checkpoint(source)
         if is_mae_config(ckpt.model_config):  # adapt_state_dict needs the encoder's geometry only
             ckpt.model_config = encoder_config(ckpt.model_config)
+        model.pretrained_cfg = _model_pretrained_cfg(model, ckpt, meta)
         load_pretrained(model, ckpt)
+    else:
+        model.pretrained_cfg = {}
     return model
 
 
@@ -169,18 +176,45 @@ def _unknown(name: str) -> ValueError:
     return ValueError(f"unknown model {name!r}{hint} (hiera_video.list_models() lists all {len(_MODELS)})")
 
 
+def tag_pretrained_cfg(name: str, tag: str) -> dict[str, Any]:
+    """`PRETRAINED[name][tag]` in the `pretrained_cfg` schema (class names read from its label set);
+    `{}` when the model has no such tag."""
+    from .checkpoints import make_pretrained_cfg
+
+    entry = PRETRAINED.get(name, {}).get(tag)
+    if entry is None:
+        return {}
+    classes = None
+    if entry.get("labels"):
+        from ..data.lists import read_classes
+        classes = read_classes(entry["labels"])
+    keys = ("mean", "std", "num_frames", "sampling_rate", "crop_size", "url")
+    return make_pretrained_cfg({k: entry[k] for k in keys if k in entry}, f"PRETRAINED[{name!r}][{tag!r}]",
+                               classes=classes, tag=tag)
+
+
 def _resolve_pretrained(name: str | None, pretrained: str) -> tuple[str, dict | None]:
-    """A local path or URL stays as it is; a tag of the model (e.g. 'mae_k400_ft_k400') becomes its URL."""
+    """-> (what `read_checkpoint` reads, the tag's pretrained_cfg or None). In this order: `hf-hub:` is
+    the Hub; a URL stays; an existing local path wins; a tag of the model (e.g. 'mae_k400_ft_k400')
+    becomes its URL; `owner/name` (not file-like) is the Hub; anything else is a path (not found)."""
+    from . import hub
+
+    if pretrained.startswith(hub.HUB_PREFIX):
+        return pretrained, None
     if pretrained.startswith(("http://", "https://", "file://")):
         return pretrained, None
-    if Path(pretrained).expanduser().exists() or "/" in pretrained or "\\" in pretrained or "." in pretrained:
+    if Path(pretrained).expanduser().exists():
         return str(Path(pretrained).expanduser()), None
     tags = PRETRAINED.get(name or "", {})
     if pretrained in tags:
-        return tags[pretrained]["url"], tags[pretrained]
+        return tags[pretrained]["url"], tag_pretrained_cfg(name, pretrained)
+    if hub.is_hub_id(pretrained):
+        return hub.HUB_PREFIX + pretrained, None
+    if "/" in pretrained or "\\" in pretrained or "." in pretrained:
+        return str(Path(pretrained).expanduser()), None
     options = ", ".join(tags) if tags else "none for this model"
-    raise FileNotFoundError(f"pretrained={pretrained!r} is neither an existing file or folder nor a "
-                            f"checkpoint tag of {name!r} (tags: {options})")
+    raise FileNotFoundError(f"pretrained={pretrained!r} is neither an existing file or folder, a Hugging Face "
+                            f"Hub id (owner/name), nor a checkpoint tag of {name!r} (tags: {options})")
 
 
 def create_model(name: str | None = None, pretrained=None, num_classes: int | None = None,
@@ -193,13 +227,19 @@ def create_model(name: str | None = None, pretrained=None, num_classes: int | No
         that records its own configuration (this project's checkpoints, Hugging Face folders).
     pretrained: a local path (official `.pth`, HF folder with config.json + model.safetensors, this
         project's checkpoint, a plain state dict or `.safetensors` file), a tag of the variant
-        (`PRETRAINED[name]`), which is downloaded once to the torch hub cache, or a `Checkpoint`
-        already read with `read_checkpoint`.
+        (`PRETRAINED[name]`), which is downloaded once to the torch hub cache, a Hugging Face Hub id
+        (`hf-hub:owner/name[@revision]`, or `owner/name` when no such local path exists; needs
+        huggingface_hub), or a `Checkpoint` already read with `read_checkpoint`.
     num_classes: classifier size; by default the checkpoint's, else the variant's. When it differs
         from the checkpoint's, the head is re-initialised (and logged). With `name=None` and an MAE
         checkpoint, giving it builds a classifier on the MAE's encoder instead of the MAE.
     overrides: any `Hiera` constructor argument, e.g. `input_size=(32, 224, 224)`, `drop_path_rate=0.2`;
         position embeddings are interpolated when frames or resolution differ from the checkpoint.
+
+    A model built from a checkpoint has `model.pretrained_cfg`: what the weights were trained with, in
+    the schema of `checkpoints.PRETRAINED_CFG_KEYS` (class names, mean/std, frames, stride, crop), from the
+    checkpoint itself or the tag's metadata; class names are dropped when the head was resized. A model
+    built without one has `{}`.
 
     Works under `with torch.device("meta"):` (without `pretrained`) for shape and size inspection.
     """
@@ -238,7 +278,23 @@ def create_model(name: str | None = None, pretrained=None, num_classes: int | No
     else:
         model = _MODELS[name](**overrides)
         model.name = name
-    model.pretrained_cfg = meta or {}
+    model.pretrained_cfg = _model_pretrained_cfg(model, ckpt, meta)
     if ckpt is not None:
         load_pretrained(model, ckpt)
     return model
+
+
+def _model_pretrained_cfg(model, ckpt, meta: dict | None) -> dict[str, Any]:
+    """The checkpoint's pretrained_cfg over the tag's; class names only if they fit the model's outputs."""
+    from .checkpoints import make_pretrained_cfg
+
+    if ckpt is None:
+        return {}
+    known = {k: v for k, v in (ckpt.pretrained_cfg or {}).items() if v is not None}
+    cfg = make_pretrained_cfg({**(meta or {}), **known}, ckpt.source)
+    outputs = model.config.get("ava_num_classes", getattr(model, "num_classes", 0))
+    if cfg["classes"] is not None and len(cfg["classes"]) != outputs:
+        logger.info("%s: class names dropped from pretrained_cfg (%d names, the model has %d outputs)",
+                    ckpt.source, len(cfg["classes"]), outputs)
+        cfg["classes"] = None
+    return cfg
