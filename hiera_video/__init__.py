@@ -1,14 +1,19 @@
 """hiera-video: video action recognition with Hiera (Ryali et al., ICML 2023).
 
-Public API:
+Public API (README: "Python API"):
     create_model(name, pretrained=None, num_classes=None, **overrides) -> Hiera
     list_models(pattern="*") -> list of registered names
     read_checkpoint / load_pretrained / save_model: checkpoint formats (see hiera_video.models.checkpoints)
+    load_classifier(ckpt) -> model, predict(paths, ckpt, k=5, views=(5, 3)) -> top-k per video
+    load_config(path_or_shipped_name, overrides) and hiera_video.engine.train.train(cfg): training from Python
+The command line is `hiera-video COMMAND` (`python -m hiera_video COMMAND`); `hiera-video --help` lists them.
 """
 
+from .config import load_config
+from .inference import load_classifier, predict
 from .models import (CheckpointError, Hiera, create_model, list_models, load_pretrained, read_checkpoint,
                      save_model)
 
 __version__ = "0.1.0"
-__all__ = ["CheckpointError", "Hiera", "create_model", "list_models", "load_pretrained", "read_checkpoint",
-           "save_model", "__version__"]
+__all__ = ["CheckpointError", "Hiera", "create_model", "list_models", "load_classifier", "load_config",
+           "load_pretrained", "predict", "read_checkpoint", "save_model", "__version__"]
