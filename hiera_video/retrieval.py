@@ -22,7 +22,7 @@ def load_index(folder: str | Path) -> tuple[torch.Tensor, list[str], list[int | 
     for name in ("embeddings.npy", "index.csv", "meta.json"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder / name} is missing: not an embedding folder "
-                                    f"(tools/extract_embeddings.py writes one)")
+                                    f"(`hiera-video embed` writes one)")
     emb = torch.from_numpy(np.load(folder / "embeddings.npy"))
     with open(folder / "index.csv", newline="") as f:
         rows = list(csv.DictReader(f))

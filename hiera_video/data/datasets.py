@@ -126,7 +126,7 @@ class ClipDataset(Dataset):
         else:
             listed = "; ".join(f"{p}: {r}" for p, r in bad[-3:])
             raise TooManyBadVideos(f"{len(bad)} videos in a row could not be decoded (last: {listed}). Is the "
-                                   f"data root right? tools/check_videos.py lists every bad entry of a list.")
+                                   f"data root right? `hiera-video check-videos` (tools/check_videos.py) lists every bad entry of a list.")
         video = torch.stack([self.augment(clip, generator) for _ in range(self.num_repeats)])
         return {"video": video, "label": self.entries[index].label, "index": index, "bad": bad}
 
