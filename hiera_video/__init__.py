@@ -5,15 +5,16 @@ Public API (README: "Python API"):
     list_models(pattern="*") -> list of registered names
     read_checkpoint / load_pretrained / save_model: checkpoint formats (see hiera_video.models.checkpoints)
     load_classifier(ckpt) -> model, predict(paths, ckpt, k=5, views=(5, 3)) -> top-k per video
-    load_config(path_or_shipped_name, overrides) and hiera_video.engine.train.train(cfg): training from Python
+    embed(paths, ckpt, views=(1, 1)) -> [N, D] L2-normalised embeddings
+    train(cfg_or_name, overrides) -> last metrics; load_config(path_or_shipped_name, overrides) -> Config
 The command line is `hiera-video COMMAND` (`python -m hiera_video COMMAND`); `hiera-video --help` lists them.
 """
 
 from .config import load_config
-from .inference import load_classifier, predict
+from .api import embed, load_classifier, predict, train
 from .models import (CheckpointError, Hiera, create_model, list_models, load_pretrained, read_checkpoint,
                      save_model)
 
 __version__ = "0.1.0"
-__all__ = ["CheckpointError", "Hiera", "create_model", "list_models", "load_classifier", "load_config",
-           "load_pretrained", "predict", "read_checkpoint", "save_model", "__version__"]
+__all__ = ["CheckpointError", "Hiera", "create_model", "embed", "list_models", "load_classifier", "load_config",
+           "load_pretrained", "predict", "read_checkpoint", "save_model", "train", "__version__"]

@@ -40,7 +40,7 @@ def main(argv=None, prog=None) -> int:
     if not videos:
         p.error("no video given (only key=value overrides)")
     from ..cli import load_cli_config
-    from ..inference import load_classifier, predict
+    from ..api import load_classifier, predict
     try:
         cfg = load_cli_config(args.cfg, overrides)
         model = load_classifier(args.ckpt, args.model, cfg, args.labels)

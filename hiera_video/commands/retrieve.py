@@ -21,19 +21,11 @@ from ..retrieval import leave_one_out, load_index, search, search_faiss
 
 def embed_video(path: str, meta: dict) -> torch.Tensor:
     """A new video's embedding, made exactly as the index's were (checkpoint, settings, views, pooling)."""
-    from ..data.lists import Entry
-    from ..data.transforms import normalize
-    from ..engine.embed import load_backbone, pool_views
-    from ..engine.evaluate import ClipSettings, multi_view_dataset
+    from ..api import embed
+    from ..engine.evaluate import ClipSettings
 
-    model, _ = load_backbone(meta["checkpoint"], model_name=meta.get("model"))
-    s = ClipSettings(**meta["clip_settings"])
-    item = multi_view_dataset([Entry(path, -1, 1)], s, *meta["views"])[0]
-    if item["error"] is not None:
-        raise ValueError(f"{path}: cannot read: {item['error']}")
-    with torch.no_grad():
-        feats = model.forward_head(model.forward_features(normalize(item["video"], s.mean, s.std)), pre_logits=True)
-    return pool_views(torch.zeros(len(feats), 3, dtype=torch.long), feats, 1, meta["pooling"])
+    return embed(path, meta["checkpoint"], tuple(meta["views"]), meta["pooling"], model_name=meta.get("model"),
+                 settings=ClipSettings(**meta["clip_settings"]))
 
 
 def main(argv=None, prog=None) -> int:
