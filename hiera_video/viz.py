@@ -1,46 +1,97 @@
-"""Pictures without a plotting library: a PNG writer (zlib + numpy) and a confusion-matrix heatmap.
+"""Pictures of evaluation and pretraining: PNG writing (Pillow), the confusion matrix (a labelled
+matplotlib figure, or a plain Pillow heatmap where matplotlib is absent) and the MAE figure.
 
-Kept dependency-free on purpose: evaluation runs on training nodes where matplotlib may be absent.
+matplotlib is the optional `viz` extra: evaluation runs on training nodes that may lack it, so every
+picture here still comes out without it, only plainer.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import struct
-import zlib
+from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
-from .fileio import atomic_write
+from .fileio import atomic_path
+
+logger = logging.getLogger("hiera_video")
+
+# Class names on the confusion matrix's axes up to this many classes; beyond, they would overlap.
+MAX_NAMED_CLASSES = 40
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """uint8 [H, W, 3] (RGB) or [H, W] (grey) -> PNG file."""
+    """uint8 [H, W, 3] (RGB) or [H, W] (grey) -> PNG file, written atomically."""
     image = np.ascontiguousarray(image)
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
         raise ValueError(f"write_png wants uint8 [H, W, 3] or [H, W], got {image.dtype} {list(image.shape)}")
-    H, W = image.shape[:2]
-    color_type = 2 if image.ndim == 3 else 0
-    raw = b"".join(b"\x00" + image[y].tobytes() for y in range(H))  # filter byte 0 per row
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 8, color_type, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
-    atomic_write(path, png)
+    with atomic_path(path) as tmp:
+        # format= because the temporary's name does not end in .png
+        Image.fromarray(image).save(tmp, format="PNG")
 
 
-def confusion_png(matrix: np.ndarray, path: str | os.PathLike, max_side: int = 800) -> None:
-    """Row-normalised confusion matrix ([true, predicted] counts) as a heatmap: rows are true classes
-    in index order, columns predictions; white 0, dark blue 1; each class a square of pixels."""
+def row_normalised(matrix: np.ndarray) -> np.ndarray:
+    """[true, predicted] counts -> each row's share (rows without videos stay 0)."""
     counts = np.asarray(matrix, dtype=np.float64)
-    rows = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    return counts / np.maximum(counts.sum(1, keepdims=True), 1)
+
+
+def confusion_png(matrix: np.ndarray, path: str | os.PathLike, names: Sequence[str] | None = None,
+                  max_side: int = 800) -> None:
+    """Row-normalised confusion matrix ([true, predicted] counts): rows are true classes in index order,
+    columns predictions. With matplotlib a figure with a colour bar and, up to MAX_NAMED_CLASSES classes,
+    `names` on both axes; without it a heatmap of Pillow squares (white 0, dark blue 1), no names."""
+    counts = np.asarray(matrix)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"confusion_png wants a square [C, C] matrix, got {list(counts.shape)}")
+    if names is not None and len(names) != len(counts):
+        raise ValueError(f"confusion_png: {len(names)} class names for {len(counts)} classes")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        logger.info("%s: a plain heatmap without class names (matplotlib is not installed; "
+                    "pip install 'hiera-video[viz]' for a labelled figure)", path)
+        _confusion_heatmap(row_normalised(counts), path, max_side)
+        return
+    save_figure(confusion_figure(row_normalised(counts), names), path)
+
+
+def _confusion_heatmap(rows: np.ndarray, path, max_side: int) -> None:
     C = len(rows)
     cell = max(1, min(max_side // max(C, 1), 40))
     low, high = np.array([255, 255, 255.0]), np.array([8, 48, 107.0])
     rgb = (low + (high - low) * rows[..., None]).round().astype(np.uint8)  # [C, C, 3]
-    write_png(path, np.kron(rgb, np.ones((cell, cell, 1), np.uint8)))
+    image = Image.fromarray(rgb).resize((C * cell, C * cell), Image.Resampling.NEAREST)
+    write_png(path, np.asarray(image))
+
+
+def confusion_figure(rows: np.ndarray, names: Sequence[str] | None = None):
+    """The matplotlib Figure of a row-normalised confusion matrix (see confusion_png)."""
+    # Figure without pyplot: no GUI backend, no global figure list to leak into on long runs.
+    from matplotlib.figure import Figure
+
+    C = len(rows)
+    named = names is not None and C <= MAX_NAMED_CLASSES
+    side = min(max(4.0, 0.28 * C), 14.0) + (2.5 if named else 0.0)  # inches; names need a margin
+    fig = Figure(figsize=(side + 1.2, side), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(rows, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="share of the true class's videos")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if named:
+        ax.set_xticks(range(C), [str(n) for n in names], rotation=90, fontsize=8)
+        ax.set_yticks(range(C), [str(n) for n in names], fontsize=8)
+    ax.set_title(f"confusion matrix, {C} classes (rows sum to 1)")
+    return fig
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
+    """A matplotlib Figure -> PNG file, written atomically."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
 
 
 def mae_figure(model, clip, mask, mean, std, max_frames: int = 8, scale: int = 1) -> np.ndarray:

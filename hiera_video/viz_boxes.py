@@ -1,19 +1,17 @@
-"""Boxes and labels on AVA keyframes without an imaging library: a 5x7 bitmap font, clipped rectangle
-and text drawing on uint8 [H, W, 3] arrays, and the keyframe pictures of tools/visualize_ava.py.
-
-Kept dependency-free (numpy, plus PyAV to read the JPEG keyframes) for the same reason as viz.py:
-evaluation nodes may lack Pillow, OpenCV and matplotlib.
+"""Boxes and labels on AVA keyframes, drawn with Pillow: the keyframe pictures of tools/visualize_ava.py
+(detections as solid green boxes labelled above with their best actions, ground truth as dashed magenta
+boxes labelled below), and reading the keyframe JPEGs.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-# Before anything imports decord: see the note in hiera_video/data/decode.py.
-import av
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from .data.ava_io import (Box, Key, frame_path, keyframe_index, read_annotations, read_detections,
                           read_labelmap)
@@ -24,193 +22,58 @@ Color = tuple[int, int, int]
 DET_COLOR: Color = (0, 255, 0)     # detections: solid green boxes, label block above the box
 GT_COLOR: Color = (255, 64, 255)   # ground truth: thinner dashed magenta boxes, labels below the box
 TEXT_COLOR: Color = (0, 0, 0)      # black on the box colour reads on any frame
-
-# ------------------------------------------------------------------------------------------------ font
-
-GLYPH_W, GLYPH_H = 5, 7
-# One glyph per line: the character, then its 7 rows as 5-bit masks in hex (bit 4 = leftmost pixel).
-# The shapes follow the classic HD44780 LCD font, except that g j p q y have an 8th row: their
-# descenders hang into the 1-pixel margin below the line instead of being squeezed into 7 rows.
-_FONT_TABLE = """\
-  00 00 00 00 00 00 00
-0 0E 11 13 15 19 11 0E
-1 04 0C 04 04 04 04 0E
-2 0E 11 01 02 04 08 1F
-3 1F 02 04 02 01 11 0E
-4 02 06 0A 12 1F 02 02
-5 1F 10 1E 01 01 11 0E
-6 06 08 10 1E 11 11 0E
-7 1F 01 02 04 08 08 08
-8 0E 11 11 0E 11 11 0E
-9 0E 11 11 0F 01 02 0C
-A 0E 11 11 11 1F 11 11
-B 1E 11 11 1E 11 11 1E
-C 0E 11 10 10 10 11 0E
-D 1C 12 11 11 11 12 1C
-E 1F 10 10 1E 10 10 1F
-F 1F 10 10 1E 10 10 10
-G 0E 11 10 17 11 11 0F
-H 11 11 11 1F 11 11 11
-I 0E 04 04 04 04 04 0E
-J 07 02 02 02 02 12 0C
-K 11 12 14 18 14 12 11
-L 10 10 10 10 10 10 1F
-M 11 1B 15 15 11 11 11
-N 11 11 19 15 13 11 11
-O 0E 11 11 11 11 11 0E
-P 1E 11 11 1E 10 10 10
-Q 0E 11 11 11 15 12 0D
-R 1E 11 11 1E 14 12 11
-S 0F 10 10 0E 01 01 1E
-T 1F 04 04 04 04 04 04
-U 11 11 11 11 11 11 0E
-V 11 11 11 11 11 0A 04
-W 11 11 11 15 15 15 0A
-X 11 11 0A 04 0A 11 11
-Y 11 11 11 0A 04 04 04
-Z 1F 01 02 04 08 10 1F
-a 00 00 0E 01 0F 11 0F
-b 10 10 16 19 11 11 1E
-c 00 00 0E 10 10 11 0E
-d 01 01 0D 13 11 11 0F
-e 00 00 0E 11 1F 10 0E
-f 06 09 08 1C 08 08 08
-g 00 00 0F 11 11 0F 01 0E
-h 10 10 16 19 11 11 11
-i 04 00 0C 04 04 04 0E
-j 02 00 06 02 02 02 12 0C
-k 10 10 12 14 18 14 12
-l 0C 04 04 04 04 04 0E
-m 00 00 1A 15 15 11 11
-n 00 00 16 19 11 11 11
-o 00 00 0E 11 11 11 0E
-p 00 00 1E 11 11 1E 10 10
-q 00 00 0F 11 11 0F 01 01
-r 00 00 16 19 10 10 10
-s 00 00 0E 10 0E 01 1E
-t 08 08 1C 08 08 09 06
-u 00 00 11 11 11 13 0D
-v 00 00 11 11 11 0A 04
-w 00 00 11 11 15 15 0A
-x 00 00 11 0A 04 0A 11
-y 00 00 11 11 11 0F 01 0E
-z 00 00 1F 02 04 08 1F
-. 00 00 00 00 00 0C 0C
-, 00 00 00 00 0C 04 08
-: 00 0C 0C 00 0C 0C 00
-; 00 0C 0C 00 0C 04 08
-( 02 04 08 08 08 04 02
-) 08 04 02 02 02 04 08
-/ 00 01 02 04 08 10 00
-- 00 00 00 1F 00 00 00
-_ 00 00 00 00 00 00 1F
-% 18 19 02 04 08 13 03
-' 0C 04 08 00 00 00 00
-+ 00 04 04 1F 04 04 00
-& 0C 12 14 08 15 12 0D
-# 0A 0A 1F 0A 1F 0A 0A
-! 04 04 04 04 00 00 04
-? 0E 11 01 02 04 00 04
-= 00 00 1F 00 1F 00 00
-" 0A 0A 0A 00 00 00 00
-"""
-_UNKNOWN = "00 1F 11 11 11 1F 00"  # a small hollow box marks characters the font lacks
-
-
-def _bitmap(rows: str) -> np.ndarray:
-    masks = [int(r, 16) for r in rows.split()]
-    return np.array([[(m >> (GLYPH_W - 1 - c)) & 1 for c in range(GLYPH_W)] for m in masks], dtype=bool)
-
-
-FONT: dict[str, np.ndarray] = {line[0]: _bitmap(line[2:]) for line in _FONT_TABLE.splitlines()}
-UNKNOWN_GLYPH = _bitmap(_UNKNOWN)
-
-
-def glyph(char: str) -> np.ndarray:
-    """The [7, 5] bool bitmap of one character ([8, 5] for descenders; the hollow box when the font
-    lacks it)."""
-    return FONT.get(char, UNKNOWN_GLYPH)
-
+LABEL_PAD = 2                      # pixels between a label block's edge and its text
 
 # --------------------------------------------------------------------------------------------- drawing
 
-def _paint(img: np.ndarray, x: int, y: int, mask: np.ndarray, color: Color) -> None:
-    """Set img[y + i, x + j] = color where mask[i, j], dropping whatever falls outside the image."""
-    H, W = img.shape[:2]
-    h, w = mask.shape
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
-    if x0 >= x1 or y0 >= y1:
-        return
-    region = img[y0:y1, x0:x1]
-    region[mask[y0 - y:y1 - y, x0 - x:x1 - x]] = color
+
+@functools.lru_cache(maxsize=8)
+def label_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's built-in font at `size` pixels; on Pillow < 10.1 (or without FreeType) its one
+    fixed-size bitmap font, which still reads, only smaller."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):  # TypeError: no size= before Pillow 10.1
+        return ImageFont.load_default()
 
 
-def fill_rect(img: np.ndarray, x1: int, y1: int, x2: int, y2: int, color: Color) -> None:
-    """Fill the pixels x1..x2, y1..y2 (inclusive), clipped at the image border."""
-    H, W = img.shape[:2]
-    x1, x2 = sorted((int(x1), int(x2)))
-    y1, y2 = sorted((int(y1), int(y2)))
-    img[max(y1, 0):min(y2 + 1, H), max(x1, 0):min(x2 + 1, W)] = color
+def _line_height(font) -> int:
+    try:
+        ascent, descent = font.getmetrics()  # FreeType: the same height for every line
+        return ascent + descent
+    except AttributeError:  # the bitmap font has no metrics
+        return font.getbbox("Agjy")[3] + 1
 
 
-def draw_rect(img: np.ndarray, x1: int, y1: int, x2: int, y2: int, color: Color, thickness: int = 2,
-              dash: int = 0) -> None:
-    """Outline of the rectangle with corner pixels (x1, y1) and (x2, y2) (inclusive), `thickness` pixels
-    growing inwards, so the outer border pixels are exactly the rectangle's edge. dash > 0 draws dashes
-    and gaps of that many pixels. Parts outside the image are dropped (boxes may leave the frame)."""
-    x1, x2 = sorted((int(x1), int(x2)))
-    y1, y2 = sorted((int(y1), int(y2)))
-    H, W = img.shape[:2]
-    cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, W - 1), min(y2, H - 1)
-    if cx1 > cx2 or cy1 > cy2:
-        return
-    # The mask is built over the clipped region only, but from the unclipped edges: an edge outside the
-    # image then simply has no pixels, instead of being redrawn at the border.
-    ys = np.arange(cy1, cy2 + 1)[:, None]
-    xs = np.arange(cx1, cx2 + 1)[None, :]
-    t = max(int(thickness), 1)
-    mask = (ys - y1 < t) | (y2 - ys < t) | (xs - x1 < t) | (x2 - xs < t)
-    if dash > 0:
-        # Distance along either edge: on horizontal edges it is x, on vertical ones y.
-        mask &= ((xs - x1 + ys - y1) // dash) % 2 == 0
-    _paint(img, cx1, cy1, mask, color)
+def label_size(lines: Sequence[str], font) -> tuple[int, int]:
+    """(width, height) in pixels of the block that draw_label_block fills for `lines`."""
+    width = max((font.getbbox(line)[2] for line in lines), default=0)
+    return width + 2 * LABEL_PAD, _line_height(font) * len(lines) + 2 * LABEL_PAD
 
 
-def text_size(text: str, scale: int = 1) -> tuple[int, int]:
-    """(width, height) in pixels that draw_text covers: one glyph cell (5 + 1 pixels) per character plus
-    a 1-pixel margin on every side, all times `scale`."""
-    return (GLYPH_W + 1) * len(text) * scale + scale, (GLYPH_H + 2) * scale
-
-
-def draw_text(img: np.ndarray, x: int, y: int, text: str, color: Color, background: Color | None = None,
-              scale: int = 1) -> tuple[int, int]:
-    """One line of text whose box (text_size) has its top-left corner at (x, y); the first glyph's
-    top-left pixel is at (x + scale, y + scale). `background` fills the whole box first. Each font pixel
-    becomes a scale x scale square; anything outside the image is dropped. Returns text_size."""
-    w, h = text_size(text, scale)
-    x, y, scale = int(x), int(y), max(int(scale), 1)
-    if background is not None:
-        fill_rect(img, x, y, x + w - 1, y + h - 1, background)
-    for i, char in enumerate(text):
-        if char == " ":
-            continue
-        mask = np.kron(glyph(char), np.ones((scale, scale), dtype=bool)) if scale > 1 else glyph(char)
-        _paint(img, x + scale + i * (GLYPH_W + 1) * scale, y + scale, mask, color)
+def draw_label_block(draw: ImageDraw.ImageDraw, x: int, y: int, lines: Sequence[str], font, color: Color,
+                     background: Color) -> tuple[int, int]:
+    """Lines stacked from (x, y) down on one `background` block (label_size). Returns its size."""
+    w, h = label_size(lines, font)
+    draw.rectangle((x, y, x + w - 1, y + h - 1), fill=background)
+    for i, line in enumerate(lines):
+        draw.text((x + LABEL_PAD, y + LABEL_PAD + i * _line_height(font)), line, fill=color, font=font)
     return w, h
 
 
-def draw_label_block(img: np.ndarray, x: int, y: int, lines: Sequence[str], color: Color,
-                     background: Color | None, scale: int = 1) -> tuple[int, int]:
-    """Lines stacked from (x, y) down on one background of the widest line's width. Returns (w, h)."""
-    if not lines:
-        return 0, 0
-    w = max(text_size(line, scale)[0] for line in lines)
-    line_h = text_size("", scale)[1]
-    if background is not None:
-        fill_rect(img, x, y, x + w - 1, y + line_h * len(lines) - 1, background)
-    for i, line in enumerate(lines):
-        draw_text(img, x, y + i * line_h, line, color, None, scale)
-    return w, line_h * len(lines)
+def draw_dashed_rect(draw: ImageDraw.ImageDraw, x1: int, y1: int, x2: int, y2: int, color: Color, width: int,
+                     dash: int) -> None:
+    """Dashed outline with inclusive corners (x1, y1), (x2, y2): dashes and gaps of `dash` pixels along
+    each edge, `width` pixels growing inwards as Pillow's solid rectangles do (Pillow has no dashes)."""
+    w, dash = max(int(width), 1), max(int(dash), 1)
+    for start in range(x1, x2 + 1, 2 * dash):
+        end = min(start + dash - 1, x2)
+        draw.rectangle((start, y1, end, y1 + w - 1), fill=color)
+        draw.rectangle((start, y2 - w + 1, end, y2), fill=color)
+    for start in range(y1, y2 + 1, 2 * dash):
+        end = min(start + dash - 1, y2)
+        draw.rectangle((x1, start, x1 + w - 1, end), fill=color)
+        draw.rectangle((x2 - w + 1, start, x2, end), fill=color)
 
 
 # ----------------------------------------------------------------------------------------- AVA pictures
@@ -243,11 +106,10 @@ def _pixels(box: Box, W: int, H: int) -> tuple[int, int, int, int]:
             max(round(y2 * H) - 1, round(y1 * H)))
 
 
-def _place(img: np.ndarray, px1: int, py1: int, py2: int, size: tuple[int, int], above: bool) -> tuple[int, int]:
-    """Top-left corner of a label block: outside the box (above it or below it) when it fits in the
-    image, else just inside that edge; shifted left so it stays in the image when the box is near the
-    right border."""
-    H, W = img.shape[:2]
+def _place(W: int, H: int, px1: int, py1: int, py2: int, size: tuple[int, int], above: bool) -> tuple[int, int]:
+    """Top-left corner of a label block in a W x H image: outside the box (above it or below it) when it
+    fits in the image, else just inside that edge; shifted left so it stays in the image when the box is
+    near the right border."""
     w, h = size
     x = max(min(px1, W - w), 0)
     if above:
@@ -259,44 +121,50 @@ def _place(img: np.ndarray, px1: int, py1: int, py2: int, size: tuple[int, int],
 
 def annotate_keyframe(rgb: np.ndarray, detections: Sequence[tuple[Box, Actions]],
                       gt: Sequence[tuple[Box, Sequence[int]]] | None = None, names: dict[int, str] | None = None,
-                      top: int = 3, scale: int = 2, text_scale: int = 1) -> np.ndarray:
+                      top: int = 3, scale: int = 2, font_size: int = 11) -> np.ndarray:
     """The keyframe `rgb` (uint8 [H, W, 3]) enlarged `scale` times (nearest neighbour), with
     - detections (group_detections' entries for this keyframe): green boxes, each labelled above with
       its `top` best actions as `0.93 walk` lines; boxes without actions thin and unlabelled;
     - ground truth (read_annotations' entries), if given: thinner dashed magenta boxes, labelled below
       with their action names.
-    Labels are drawn after all boxes so no box line crosses a label. Returns uint8 [H*scale, W*scale, 3]."""
+    Labels (black text of `font_size` pixels on the box colour) are drawn after all boxes so no box
+    line crosses a label. Returns uint8 [H*scale, W*scale, 3]."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"annotate_keyframe wants an RGB frame [H, W, 3], got {list(rgb.shape)}")
     scale = max(int(scale), 1)
-    img = np.repeat(np.repeat(np.asarray(rgb, dtype=np.uint8), scale, 0), scale, 1)
-    H, W = img.shape[:2]
+    frame = Image.fromarray(rgb)
+    img = frame.resize((frame.width * scale, frame.height * scale), Image.Resampling.NEAREST)
+    W, H = img.size
+    draw = ImageDraw.Draw(img)
+    font = label_font(font_size)
     det_t, gt_t = max(2, scale), max(1, scale // 2)
     labels: list[tuple[int, int, int, list[str], Color, bool]] = []
     for box, action_ids in gt or ():
         x1, y1, x2, y2 = _pixels(box, W, H)
-        draw_rect(img, x1, y1, x2, y2, GT_COLOR, gt_t, dash=4 * scale)
+        draw_dashed_rect(draw, x1, y1, x2, y2, GT_COLOR, gt_t, dash=4 * scale)
         labels.append((x1, y1, y2, [_name(a, names) for a in action_ids], GT_COLOR, False))
     for box, actions in detections:
         x1, y1, x2, y2 = _pixels(box, W, H)
         kept = list(actions)[:top]
-        draw_rect(img, x1, y1, x2, y2, DET_COLOR, det_t if kept else 1)
+        draw.rectangle((x1, y1, x2, y2), outline=DET_COLOR, width=det_t if kept else 1)
         labels.append((x1, y1, y2, [f"{score:.2f} {_name(a, names)}" for a, score in kept], DET_COLOR, True))
     for x1, y1, y2, lines, color, above in labels:
         if lines:
-            size = (max(text_size(s, text_scale)[0] for s in lines), text_size("", text_scale)[1] * len(lines))
-            x, y = _place(img, x1, y1, y2, size, above)
-            draw_label_block(img, x, y, lines, TEXT_COLOR, color, text_scale)
-    return img
+            x, y = _place(W, H, x1, y1, y2, label_size(lines, font), above)
+            draw_label_block(draw, x, y, lines, font, TEXT_COLOR, color)
+    return np.array(img)
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """A JPEG (any image FFmpeg reads) as uint8 [H, W, 3] RGB, via PyAV. ValueError names the file."""
+    """A JPEG or PNG (any image Pillow reads) as uint8 [H, W, 3] RGB. ValueError names the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"keyframe file not found: {path}")
     try:
-        with av.open(str(path)) as container:
-            return next(container.decode(video=0)).to_ndarray(format="rgb24")
-    except (av.error.FFmpegError, StopIteration, ValueError) as e:
+        with Image.open(path) as image:
+            return np.array(image.convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as e:  # UnidentifiedImageError is an OSError
         raise ValueError(f"{path}: cannot decode the image: {e or type(e).__name__}") from None
 
 

@@ -263,7 +263,8 @@ def write_reports(out: Path, entries: list[Entry], names: list[str], videos: tor
         for c, n, a in m["per_class"]:
             w.writerow([c, names[c], n, f"{a:.6f}"])
     if labelled.any():
-        confusion_png(confusion_matrix(scores[labelled].argmax(-1), labels[labelled], C), out / "confusion.png")
+        confusion_png(confusion_matrix(scores[labelled].argmax(-1), labels[labelled], C), out / "confusion.png",
+                      names=names)
     return metrics
 
 
