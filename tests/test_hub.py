@@ -296,13 +296,17 @@ try:
     models["from_pretrained"] = cls.from_pretrained(folder)
 except ImportError:
     pass
-x = torch.load(os.path.join(folder, "..", "input.pt"), weights_only=True)
+inputs = torch.load(os.path.join(folder, "..", "inputs.pt"), weights_only=True)
 result = {}
 for how, m in models.items():
     m.train()  # train mode returns logits (eval applies softmax); drop path and dropout are 0
     with torch.no_grad():
-        result[how] = m(x).tolist()
-json.dump(result, open(out, "w"))
+        if cls is hiera.Hiera:
+            result[how] = m(inputs["x"])
+        else:  # the MAE with our mask (True = keep): loss and predictions
+            loss, pred, _, _ = m(inputs["x"], mask=inputs["mask"])
+            result[how] = torch.cat([loss.reshape(1), pred.flatten()])
+torch.save(result, out)
 """
 
 
@@ -315,24 +319,49 @@ def _oracle_python() -> str | None:
 
 
 @pytest.mark.oracle
+@pytest.mark.parametrize("kind", ["classifier", "mae"])
 @pytest.mark.parametrize("hub_installed", [True, False], ids=["with-huggingface_hub", "without-huggingface_hub"])
-def test_official_hiera_loads_our_folder_and_gives_our_logits(tmp_path, clip, hub_installed):
+def test_official_hiera_loads_our_folder_and_gives_our_outputs(tmp_path, clip, hub_installed, kind):
     python = _oracle_python()
     if python is None:
         pytest.skip("no official Hiera: set ORACLE_PYTHON or build /tmp/oracle-venv (shared/oracle/setup-venv.sh)")
-    model = _tiny()
+    if kind == "mae":
+        model = hiera_video.create_model(f"mae_{NAME}")
+        with torch.no_grad():
+            for p in model.parameters():
+                p.normal_(0, 0.2)
+        mask = model.get_random_mask(len(clip), 0.75)
+        with torch.no_grad():
+            out = model(clip, mask=mask)
+        ours = torch.cat([out.loss.reshape(1), out.pred.flatten()])
+    else:
+        model, mask = _tiny(), None
+        ours = _logits(model, clip)
     folder = save_pretrained(model, tmp_path / "hf")
-    torch.save(clip, tmp_path / "input.pt")
+    torch.save({"x": clip, **({"mask": mask} if mask is not None else {})}, tmp_path / "inputs.pt")
     env = {**os.environ, "ORACLE_BLOCK_HUB": "" if hub_installed else "1"}
     env.pop("PYTHONPATH", None)  # the oracle venv's own packages only
-    run = subprocess.run([python, "-c", _ORACLE_SCRIPT, str(folder), str(tmp_path / "out.json")], env=env,
+    run = subprocess.run([python, "-c", _ORACLE_SCRIPT, str(folder), str(tmp_path / "out.pt")], env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    result = json.loads((tmp_path / "out.json").read_text())
+    result = torch.load(tmp_path / "out.pt", weights_only=True)
     if hub_installed and "from_pretrained" not in result:
         pytest.skip("huggingface_hub is not installed in the oracle venv: from_pretrained not checked")
     assert sorted(result) == (["constructor", "from_pretrained"] if hub_installed else ["constructor"])
-    ours = _logits(model, clip)
-    for how, logits in result.items():
-        theirs = torch.tensor(logits)
+    for how, theirs in result.items():
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5 * theirs.abs().max().item(), msg=how)
+
+
+@pytest.mark.oracle
+def test_official_hiera_loads_a_feature_model_folder(tmp_path):
+    """num_classes=0: the official Hiera still has a head, of 0 outputs; the folder carries it empty."""
+    python = _oracle_python()
+    if python is None:
+        pytest.skip("no official Hiera: set ORACLE_PYTHON or build /tmp/oracle-venv (shared/oracle/setup-venv.sh)")
+    model = hiera_video.create_model(NAME, num_classes=0)
+    folder = save_pretrained(model, tmp_path / "hf")
+    code = ("import json, sys, hiera, safetensors.torch as st; m = hiera.Hiera(**json.load(open(sys.argv[1] + "
+            "'/config.json'))); st.load_model(m, sys.argv[1] + '/model.safetensors', strict=True)")
+    run = subprocess.run([python, "-c", code, str(folder)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert hiera_video.create_model(pretrained=str(folder)).num_classes == 0

@@ -408,7 +408,10 @@ def adapt_state_dict(sd: dict[str, torch.Tensor], model: torch.nn.Module, ckpt_c
     if any(k in sd for k in _HEAD):
         old = sd["head.projection.weight"].shape[0] if "head.projection.weight" in sd else None
         new = target["head.projection.weight"].shape[0] if "head.projection.weight" in target else 0
-        if old != new:
+        if old == 0 and "head.projection.weight" not in target:  # an empty head (the official num_classes=0)
+            for k in _HEAD:
+                sd.pop(k, None)
+        elif old != new:
             for k in _HEAD:
                 sd.pop(k, None)
             notes.append(f"classifier re-initialised: checkpoint has {old} classes, model has {new}")

@@ -116,6 +116,8 @@ def save_pretrained(model: torch.nn.Module, folder: str | os.PathLike, *, pretra
     """
     from safetensors.torch import save
 
+    from .mae import MaskedAutoencoderHiera
+
     official, ours = split_config(model, allow_non_official)
     name = getattr(model, "name", None)
     cfg = make_pretrained_cfg(getattr(model, "pretrained_cfg", None) if pretrained_cfg is None else pretrained_cfg,
@@ -126,6 +128,10 @@ def save_pretrained(model: torch.nn.Module, folder: str | os.PathLike, *, pretra
                               f"{num_classes} outputs")
     weights = state_dict if state_dict is not None else model.state_dict()
     sd = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
+    if not isinstance(model, MaskedAutoencoderHiera) and num_classes == 0 and "head.projection.weight" not in sd:
+        # The official Hiera always has a head, of 0 outputs here: its weights are empty tensors.
+        dim = model.num_features
+        sd["head.projection.weight"], sd["head.projection.bias"] = torch.zeros(0, dim), torch.zeros(0)
     # "format": "pt" is the metadata transformers-style loaders expect of PyTorch safetensors files.
     payload = save(sd, metadata={"format": "pt"})
     extra = {"format": EXTRA_FORMAT, "model_name": name, "model_class": type(model).__name__,
