@@ -14,7 +14,7 @@ import torch
 
 import hiera_video
 from hiera_video.models import hub
-from hiera_video.models.checkpoints import EXTRA_FILE, CheckpointError, save_model
+from hiera_video.models.checkpoints import EXTRA_FILE, CheckpointError, read_checkpoint, save_model
 from hiera_video.models.hub import push_to_hub, save_pretrained
 
 NAME = "hiera_test_8x64"  # the tiny video config: 8x64x64, embed_dim 16, 1 head, stages (1, 2, 3, 1)
@@ -174,13 +174,14 @@ def test_existing_local_path_wins_over_a_hub_id(tmp_path, monkeypatch, clip):
     torch.testing.assert_close(_logits(loaded, clip), _logits(model, clip), rtol=0, atol=0)
 
 
-def _fake_hub_cache(cache: Path, repo_id: str, folder: Path, commit: str = "0123456789abcdef" * 2 + "01234567") -> None:
+def _fake_hub_cache(cache: Path, repo_id: str, folder: Path, commit: str = "0123456789abcdef" * 2 + "01234567",
+                    ref: str = "main") -> None:
     """What huggingface_hub leaves after a download: models--owner--name/{blobs,refs,snapshots}, each
     snapshot file a relative symlink to its blob (named by its hash)."""
     repo = cache / f"models--{repo_id.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    (repo / "blobs").mkdir()
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / ref).write_text(commit)
+    (repo / "blobs").mkdir(exist_ok=True)
     snapshot = repo / "snapshots" / commit
     snapshot.mkdir(parents=True)
     for f in folder.iterdir():
@@ -224,6 +225,16 @@ def test_any_hub_repo_written_by_save_pretrained_loads_with_its_pretrained_cfg(t
     monkeypatch.setenv("HF_HOME", str(tmp_path / "elsewhere"))
     loaded = hiera_video.create_model(pretrained="hf-hub:acme/tiny-hiera")
     assert loaded.name == NAME and loaded.pretrained_cfg == {"classes": CLASSES, "num_frames": 8}
+    ckpt = read_checkpoint("acme/tiny-hiera")  # what evaluation reads: the Checkpoint carries it too
+    assert ckpt.source == "hf-hub:acme/tiny-hiera" and ckpt.pretrained_cfg == loaded.pretrained_cfg
+
+
+def test_hub_revision_picks_that_snapshot(tmp_path, offline_cache):
+    _fake_hub_cache(offline_cache, "acme/tiny-hiera", save_pretrained(_tiny(), tmp_path / "main"))
+    _fake_hub_cache(offline_cache, "acme/tiny-hiera", save_pretrained(_tiny(num_classes=5), tmp_path / "v2"),
+                    commit="f" * 40, ref="v2")
+    assert hiera_video.create_model(pretrained="hf-hub:acme/tiny-hiera").num_classes == 7
+    assert hiera_video.create_model(pretrained="hf-hub:acme/tiny-hiera@v2").num_classes == 5
 
 
 def test_hub_repo_missing_from_the_offline_cache_says_so(offline_cache):
