@@ -28,6 +28,9 @@ class ConfigError(ValueError):
 
 
 TASKS = ("classify", "mae", "ava")
+# Accelerate's experiment trackers that train.log_with may name, and the words that stand for a choice.
+TRACKERS = ("tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive")
+TRACKER_CHOICES = ("auto", "all", "none")
 
 
 @dataclass
@@ -159,8 +162,19 @@ class TrainConfig:
     ema_decay: float = 0.9998
     on_nonfinite: str = "stop"  # a NaN/inf loss: "stop" the run, or "skip" the update
     max_steps: int | None = None  # stop after this many optimizer updates (smoke tests)
+    # Experiment trackers (Accelerate's): one name or a list of TRACKERS; "all" (every one installed),
+    # "none", or "auto": tensorboard when tensorboard or tensorboardX is installed, else none.
+    log_with: str | list[str] | None = "auto"
 
     def __post_init__(self):
+        names = self.log_with if isinstance(self.log_with, list) else [self.log_with or "none"]
+        for name in names:
+            if name not in TRACKERS + TRACKER_CHOICES:
+                raise ConfigError(f"train.log_with: unknown tracker {name!r}; use one of {', '.join(TRACKERS)} "
+                                  f"(or a list of them), or {', '.join(TRACKER_CHOICES)}")
+        if len(names) > 1 and set(names) & set(TRACKER_CHOICES):
+            raise ConfigError(f"train.log_with: {', '.join(TRACKER_CHOICES)} stand alone, not in a list "
+                              f"(got {self.log_with})")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if self.on_nonfinite not in ("stop", "skip"):

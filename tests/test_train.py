@@ -1,4 +1,5 @@
-"""The finetuning loop: outputs, exact resumption after SIGKILL, non-finite losses, distributed runs."""
+"""The finetuning loop: outputs, exact resumption after SIGKILL, non-finite losses, distributed runs, trackers
+and learning curves."""
 
 import json
 import os
@@ -174,3 +175,113 @@ def test_a_fresh_run_never_overwrites_an_existing_one(data, tmp_path, fresh_acce
     done = train(load_config(ROOT / "configs" / "synthetic_hiera_tiny.yaml",
                              overrides(data, out, **{"train.epochs": 1, "train.resume": True})))
     assert done["epoch"] == 1 and "val_top1" in done
+
+
+# ------------------------------------------------------------------------------------------------
+# Trackers and learning curves
+# ------------------------------------------------------------------------------------------------
+def recording_tracker():
+    """An Accelerate tracker that keeps what it is given (hyperparameters, logged values, the finish)."""
+    from accelerate.tracking import GeneralTracker
+
+    class Recording(GeneralTracker):
+        name, requires_logging_directory = "recording", False
+
+        def __init__(self):
+            super().__init__()
+            self.config, self.logs, self.finished = None, [], False
+
+        @property
+        def tracker(self):
+            return self
+
+        def store_init_configuration(self, values):
+            self.config = dict(values)
+
+        def log(self, values, step=None, **kwargs):
+            self.logs.append((step, dict(values)))
+
+        def finish(self):
+            self.finished = True
+
+    return Recording()
+
+
+def test_trackers_get_the_config_each_update_and_each_epoch_and_curves_survive_a_failure(
+        data, tmp_path, fresh_accelerate, monkeypatch, caplog):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    from hiera_video.engine import train as engine
+    real, calls = engine.write_curves, []
+
+    def fails_first(rows, path):
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise OSError("disk on fire")
+        real(rows, path)
+
+    monkeypatch.setattr(engine, "write_curves", fails_first)
+    out, tracker = tmp_path / "tracked", recording_tracker()
+    cfg = load_config(ROOT / "configs" / "synthetic_hiera_tiny.yaml",
+                      overrides(data, out, **{"train.log_with": "none"}))
+    with caplog.at_level("INFO", logger="hiera_video"):
+        engine.train(cfg, trackers=[tracker])
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+    # Hyperparameters: the whole config, dotted keys, scalars only.
+    assert tracker.config["model.name"] == "hiera_test_8x64" and tracker.config["train.epochs"] == 2
+    assert tracker.config["data.mean"] == "0.45,0.45,0.45" and tracker.config["train.log_with"] == "none"
+    assert tracker.config["train.max_steps"] == "null" and len(tracker.config) > 60
+    assert all(isinstance(v, (bool, int, float, str)) for v in tracker.config.values())
+
+    updates = [(step, v) for step, v in tracker.logs if "train/loss" in v]
+    assert [step for step, _ in updates] == list(range(1, 9))  # every update, numbered from 1
+    for epoch, row in enumerate(rows):  # one batch per update: the epoch's mean is the mean of its updates
+        losses = [v["train/loss"] for step, v in updates if epoch * 4 < step <= epoch * 4 + 4]
+        assert sum(losses) / 4 == pytest.approx(row["train_loss"], rel=1e-5)
+    # train/lr is the rate the update used; metrics.jsonl's lr is the next update's.
+    assert updates[4][1]["train/lr"] == pytest.approx(rows[0]["lr"]) and updates[0][1]["train/lr"] != rows[0]["lr"]
+
+    epochs = [(step, v) for step, v in tracker.logs if "val/top1" in v]
+    assert [step for step, _ in epochs] == [4, 8]
+    for (_, logged), row in zip(epochs, rows):
+        assert logged["val/top1"] == row["val_top1"] and logged["val/top5"] == row["val_top5"]
+        assert logged["epoch/train_loss"] == row["train_loss"] and logged["epoch/epoch"] == row["epoch"]
+    assert tracker.finished
+
+    # curves.png: drawn after each epoch from metrics.jsonl; the failed first drawing only warned.
+    assert calls == [1, 2]
+    assert any("curves.png not drawn (training goes on): OSError: disk on fire" in r.getMessage()
+               for r in caplog.records if r.levelname == "WARNING")
+    with Image.open(out / "curves.png") as image:
+        assert image.format == "PNG" and image.width > 600
+
+
+def test_without_matplotlib_training_says_so_once_and_draws_nothing(data, tmp_path, fresh_accelerate, monkeypatch,
+                                                                   caplog):
+    import sys
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+    from hiera_video.engine.train import train
+    out = tmp_path / "plain"
+    with caplog.at_level("INFO", logger="hiera_video"):
+        train(load_config(ROOT / "configs" / "synthetic_hiera_tiny.yaml", overrides(data, out)))
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert not (out / "curves.png").exists()
+    said = [r for r in caplog.records if "curves.png" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "INFO" and "hiera-video[viz]" in said[0].getMessage()
+
+
+def test_a_tracker_without_its_package_stops_the_start_naming_it(data, tmp_path, fresh_accelerate, monkeypatch):
+    import accelerate.utils
+
+    from hiera_video.config import ConfigError
+    from hiera_video.engine.train import train
+    monkeypatch.setattr(accelerate.utils, "is_wandb_available", lambda: False)
+    out = tmp_path / "wandb"
+    cfg = load_config(ROOT / "configs" / "synthetic_hiera_tiny.yaml",
+                      overrides(data, out, **{"train.log_with": "[tensorboard, wandb]"}))
+    monkeypatch.setattr(accelerate.utils, "is_tensorboard_available", lambda: True)
+    with pytest.raises(ConfigError, match=r"^train.log_with: wandb is not installed; pip install wandb"):
+        train(cfg)
+    assert not out.exists()  # refused before the run left anything

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -68,10 +68,11 @@ def check_launch(env: Mapping[str, str], has_gpu: bool) -> bool:
 
 
 def build_accelerator(*, mixed_precision: str = "no", grad_accum: int = 1, project_dir: str | Path | None = None,
-                      log_with: str | None = None, **kw):
+                      log_with: str | Sequence | None = None, **kw):
     """An `Accelerator` for this launch, after `check_launch`. `project_dir` sets Accelerate's project
-    folder (checkpoints) with TensorBoard logs in its tensorboard/; `kw` goes to `Accelerator` as is
-    (dataloader_config, step_scheduler_with_optimizer, ...)."""
+    folder (checkpoints) with the logs of local trackers (TensorBoard, ...) in its tensorboard/;
+    `log_with` is Accelerate's: tracker names and/or `GeneralTracker` objects (engine/train.py checks
+    the names' packages first); `kw` goes to `Accelerator` as is (dataloader_config, ...)."""
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 

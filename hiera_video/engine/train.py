@@ -24,6 +24,10 @@ What the loop guarantees:
   even out processes never counts twice and unreadable videos are reported, not replaced.
 * **Honest throughput.** clips/s counts from the end of each epoch's first update, so start-up,
   `torch.compile` and worker start are not in it, and validation never is.
+* **Trackers and curves that never stop a run.** `train.log_with` picks Accelerate's experiment trackers
+  (TensorBoard when installed, by default); a named tracker whose package is missing stops the start,
+  not the run. They get the config as hyperparameters, each update's loss and lr, and each epoch's
+  figures. `curves.png` (matplotlib) is redrawn after every epoch; a failure to draw is a warning.
 """
 
 from __future__ import annotations
@@ -33,16 +37,18 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from ..config import Config, check_paths, save_config
+from ..config import Config, ConfigError, check_paths, save_config
 from ..data.datasets import BadVideos, TooManyBadVideos
 from ..fileio import atomic_write, remove_stale_temporaries
 from ..models import save_model
 from ..models.checkpoints import CheckpointError
+from ..plots import matplotlib_missing, write_curves
 from .accel import build_accelerator
 from .distributed import full_model_state, weights_in_sync
 from .optim import ModelEma, build_optimizer, build_scheduler
@@ -177,16 +183,18 @@ def _resume_point(cfg: Config) -> tuple[Path | None, list[str]]:
 # ------------------------------------------------------------------------------------------------
 # The loop
 # ------------------------------------------------------------------------------------------------
-def train(cfg: Config) -> dict:
-    """Train as `cfg` says; returns the last epoch's metrics. See the module docstring."""
+def train(cfg: Config, trackers: Sequence = ()) -> dict:
+    """Train as `cfg` says; returns the last epoch's metrics. See the module docstring. `trackers`:
+    Accelerate `GeneralTracker` objects to log to besides those of `train.log_with`."""
     from accelerate import DataLoaderConfiguration
     from accelerate.utils import set_seed
 
     check_paths(cfg)  # lists, roots, checkpoint paths: before any download, model build or folder
+    log_with = tracker_names(cfg.train.log_with) + list(trackers)  # a missing package stops here
     out = Path(cfg.output_dir)
     accelerator = build_accelerator(
         mixed_precision=cfg.train.mixed_precision, grad_accum=cfg.train.grad_accum, project_dir=out,
-        log_with="tensorboard" if _tensorboard_available() else None, step_scheduler_with_optimizer=False,
+        log_with=log_with or None, step_scheduler_with_optimizer=False,
         dataloader_config=DataLoaderConfiguration(even_batches=True, use_seedable_sampler=False))
     set_seed(cfg.train.seed)
     if accelerator.distributed_type.value == "DEEPSPEED":
@@ -235,21 +243,24 @@ def train(cfg: Config) -> dict:
                     "accumulated), lr %.3g (%.3g at %d clips), %d updates per epoch", cfg.model.name,
                     len(data.train), global_batch, cfg.train.batch_size, accelerator.num_processes,
                     cfg.train.grad_accum, lr, cfg.optim.lr, cfg.optim.lr_batch_size, steps_per_epoch)
-    accelerator.init_trackers("hiera_video")
+    # TensorBoard writes into tensorboard/hiera_video/ (SETUP: a fresh run refuses a folder holding it).
+    accelerator.init_trackers("hiera_video", config=hyperparameters(cfg))
 
     loop = _Loop(cfg, accelerator, task, task.batch_augment(), model, optimizer, scheduler, ema, state, out,
                  steps_per_epoch)
     metrics: dict = {}
-    while state.epoch < cfg.train.epochs:
-        sampler.set_epoch(state.epoch)
-        metrics = loop.train_epoch(train_loader)
-        if val_loader is not None:  # with the EMA weights swapped in, when there is an EMA
-            with ema.applied() if ema is not None else contextlib.nullcontext():
-                metrics.update(task.validate(accelerator, model, val_loader))
-        loop.end_epoch(metrics)
-        if cfg.train.max_steps and state.global_step >= cfg.train.max_steps:
-            break
-    accelerator.end_training()
+    try:
+        while state.epoch < cfg.train.epochs:
+            sampler.set_epoch(state.epoch)
+            metrics = loop.train_epoch(train_loader)
+            if val_loader is not None:  # with the EMA weights swapped in, when there is an EMA
+                with ema.applied() if ema is not None else contextlib.nullcontext():
+                    metrics.update(task.validate(accelerator, model, val_loader))
+            loop.end_epoch(metrics)
+            if cfg.train.max_steps and state.global_step >= cfg.train.max_steps:
+                break
+    finally:  # trackers flush and close their files even when the run stops on an error
+        accelerator.end_training()
     if not metrics:  # resumed a finished run: report its last epoch
         rows = read_metrics(out / "metrics.jsonl")
         metrics = rows[-1] if rows else {}
@@ -265,6 +276,10 @@ class _Loop:
         self.model, self.optimizer, self.scheduler, self.ema, self.state = model, optimizer, scheduler, ema, state
         self.out, self.steps_per_epoch = out, steps_per_epoch
         self.bad_videos = BadVideos()
+        # Said once, here, rather than every epoch; only the main process draws.
+        self.no_curves = matplotlib_missing() if accelerator.is_main_process else "not the main process"
+        if accelerator.is_main_process and self.no_curves:
+            logger.info("no curves.png: %s", self.no_curves)
 
     def checkpoint(self) -> None:
         save_checkpoint(self.accelerator, self.out, self.state, self.model, self.optimizer, self.scheduler,
@@ -285,6 +300,9 @@ class _Loop:
         loss_count = state.epoch_loss_count if carry else 0
         self.bad_videos.count = state.epoch_bad_videos if carry else 0
         nonfinite = torch.zeros((), device=acc.device)
+        # Each update's loss goes to the trackers; its .item() waits for the device, so only with trackers.
+        log_updates = acc.is_main_process and bool(acc.trackers)
+        update_loss, update_batches = torch.zeros((), device=acc.device), 0
         clips, timed_from, first = 0, None, state.step_in_epoch
         for batch in _batches(loader):
             self.bad_videos.update(batch["bad"])
@@ -294,12 +312,20 @@ class _Loop:
                 nonfinite += (~torch.isfinite(loss.detach())).float()
                 acc.backward(loss)
             loss_sum += loss.detach()
+            update_loss += loss.detach()
             loss_count += 1
+            update_batches += 1
             clips += len(x)
             bar.update()
             if not acc.sync_gradients:
                 continue
+            lr_used = self.scheduler.get_last_lr()[-1]  # _update steps the schedule to the next update's
             self._update(nonfinite)
+            if log_updates:  # the main process's share of the batch: all-reducing it would cost a collective
+                acc.log({"train/loss": update_loss.item() / update_batches, "train/lr": lr_used},
+                        step=state.global_step)
+            update_loss.zero_()
+            update_batches = 0
             if timed_from is None:  # throughput from the end of the first update (after compile, warm-up)
                 timed_from, clips = time.perf_counter(), 0
             if state.global_step % cfg.train.log_every == 0 or state.step_in_epoch == first + 1:
@@ -308,7 +334,6 @@ class _Loop:
                 rate = clips * acc.num_processes / max(time.perf_counter() - timed_from, 1e-9) if clips else None
                 bar.set_postfix(loss=f"{loss_now:.4f}", lr=f"{lr_now:.2e}",
                                 **({"clips_s": f"{rate:.1f}"} if rate else {}))
-                acc.log({"train/loss": loss_now, "train/lr": lr_now}, step=state.global_step)
             if state.global_step % cfg.train.checkpoint_every == 0 and state.step_in_epoch < self.steps_per_epoch:
                 state.epoch_loss_sum = acc.reduce(loss_sum.clone(), "sum").item()
                 state.epoch_loss_count = _reduce_int(acc, loss_count)
@@ -373,8 +398,19 @@ class _Loop:
             _append_metrics(self.out / "metrics.jsonl", metrics)
             logger.info("epoch %d: %s", state.epoch, ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                                 for k, v in metrics.items() if k != "epoch"))
-        acc.log({k: v for k, v in metrics.items() if k != "epoch"}, step=state.global_step)
+            self.draw_curves()
+        acc.log(epoch_scalars(metrics), step=state.global_step)
         self.checkpoint()
+
+    def draw_curves(self) -> None:
+        """curves.png from metrics.jsonl (main process). A failure is a warning: a picture is never
+        worth a run."""
+        if self.no_curves:
+            return
+        try:
+            write_curves(read_metrics(self.out / "metrics.jsonl"), self.out / "curves.png")
+        except Exception as e:  # noqa: BLE001  (whatever matplotlib or the disk raises)
+            logger.warning("%s not drawn (training goes on): %s: %s", self.out / "curves.png", type(e).__name__, e)
 
 
 def _agree_on_start(accelerator, cfg: Config) -> Path | None:
@@ -432,6 +468,59 @@ def _checkpoint_info(cfg: Config) -> dict:
     elif d.classes:  # only reports use the names: not worth stopping a run for
         logger.warning("data.classes: %s does not exist; checkpoints will not record class names", d.classes)
     return info
+
+
+def tracker_names(log_with: str | list[str] | None) -> list[str]:
+    """train.log_with (validated by the config) as the tracker names to give Accelerate: "auto" is
+    tensorboard when it is installed, else none. Accelerate drops a tracker whose package is missing
+    with only a debug line, so here it is an error, at the start, naming what to install."""
+    import accelerate.utils
+
+    names = list(dict.fromkeys(log_with if isinstance(log_with, list) else [log_with or "none"]))
+    if names in ([], ["none"]):
+        return []
+    if names == ["auto"]:
+        return ["tensorboard"] if _tensorboard_available() else []
+    if names == ["all"]:
+        return ["all"]  # whichever are installed; none is no error
+    # Each tracker's pip package has the tracker's name (tensorboardX would do for tensorboard too).
+    missing = [n for n in names if not getattr(accelerate.utils, f"is_{n}_available")()]
+    if missing:
+        one = len(missing) == 1
+        raise ConfigError(f"train.log_with: {', '.join(missing)} {'is' if one else 'are'} not installed; "
+                          f"pip install {' '.join(missing)}, or drop {'it' if one else 'them'} from train.log_with")
+    return names
+
+
+def hyperparameters(cfg: Config) -> dict:
+    """The run config as tracker hyperparameters: dotted keys, scalar values (lists joined with commas,
+    None as "null"), which every tracker takes (TensorBoard's hparams refuse lists and None)."""
+    flat: dict = {}
+
+    def walk(prefix: str, node: dict) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(f"{prefix}{key}.", value)
+            elif isinstance(value, (list, tuple)):
+                flat[prefix + key] = ",".join(str(v) for v in value)
+            else:
+                flat[prefix + key] = "null" if value is None else value
+
+    walk("", cfg.to_dict())
+    return flat
+
+
+def epoch_scalars(metrics: dict) -> dict:
+    """An epoch's metrics row for the trackers: val_top1 -> val/top1 (val/loss, val/map, ...), the
+    rest under epoch/ (epoch/train_loss, epoch/clips_per_s, ...). lr and step are logged per update."""
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool):
+            value = int(value)
+        if key in ("lr", "step") or not isinstance(value, (int, float)):
+            continue
+        out[f"val/{key[4:]}" if key.startswith("val_") else f"epoch/{key}"] = value
+    return out
 
 
 def _tensorboard_available() -> bool:
