@@ -68,7 +68,7 @@ def curves_figure(rows: Sequence[dict]):
         ax.grid(alpha=0.3)
         if title == "learning rate":
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-        if len(lines) > 1:
+        else:  # even one line: "train" says which loss it is
             ax.legend()
     return fig
 
