@@ -8,7 +8,7 @@ Detections (the submission format) are grouped into people by box; each box is g
 with its --top best actions scoring >= --min-score (`0.93 walk`), or drawn thin and unlabelled when none
 is left. --gt adds the ground truth as thinner dashed magenta boxes labelled below. Images are
 OUT/{video_id}_{timestamp:04d}.png for the first --max-keyframes keyframes by video and time, the frame
-enlarged --scale times so the 5x7-pixel text stays readable. Frames are read as extracted for AVA:
+enlarged --scale times (labels are 11-pixel text drawn after enlarging). Frames are read as extracted for AVA:
 FRAMES/{video_id}/{video_id}_{index + 1:06d}.jpg with index (timestamp - 900) * 30.
 """
 
