@@ -236,7 +236,7 @@ class AvaConfig:
 
 @dataclass
 class Config:
-    task: str = "classify"  # classify or ava (tools/finetune.py), mae (tools/pretrain.py)
+    task: str = "classify"  # classify or ava (`hiera-video finetune`), mae (`hiera-video pretrain`)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -458,8 +458,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return Config.from_dict(data, source)
 
 
-_LIST_HELP = ("make lists with tools/prepare_kinetics.py or tools/prepare_ssv2.py (formats: data_lists/README.md), "
-              "then set it in the config or as {key}=PATH")
+_LIST_HELP = ("make lists with `hiera-video prepare-kinetics` or `prepare-ssv2` (tools/prepare_kinetics.py, "
+              "tools/prepare_ssv2.py; formats: hiera_video/data_lists/README.md), then set it in the config or "
+              "as {key}=PATH")
 
 
 def check_paths(cfg: Config) -> None:

@@ -80,7 +80,7 @@ def load_model(ckpt_path: str, cfg: Config | None = None, model_name: str | None
     ckpt = read_checkpoint(ckpt_path)
     if classifier and "head.projection.weight" not in ckpt.state_dict:
         raise ValueError(f"{ckpt_path}: no classifier in this checkpoint (an MAE or feature checkpoint?); "
-                         f"finetune it first, or use tools/extract_embeddings.py")
+                         f"finetune it first, or embed with `hiera-video embed`")
     name = None if ckpt.model_config else (model_name or (cfg.model.name if cfg else None))
     if ckpt.model_config is None and name is None:
         raise ValueError(f"{ckpt_path} does not record its architecture: give --model NAME or --cfg")
