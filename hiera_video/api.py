@@ -53,7 +53,7 @@ def load_classifier(ckpt: str | os.PathLike, model_name: str | None = None, cfg=
 
     cfg = _config(cfg, overrides)
     model, checkpoint = load_model(str(ckpt), cfg, model_name)
-    model.class_names = class_names(checkpoint, cfg, labels, model.num_classes)
+    model.class_names = class_names(checkpoint, cfg, labels, model.num_classes, model.pretrained_cfg)
     model.clip_settings = clip_settings(model, checkpoint, cfg)
     return model
 

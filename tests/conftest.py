@@ -66,3 +66,20 @@ def fresh_accelerate():
     yield
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tmp_path_factory):
+    """A folder with model.pt (a tiny 3-class classifier, classes left/right/up, that records its clip
+    settings), videos 0.mp4-2.mp4 and list.csv listing them with labels 0-2."""
+    import hiera_video
+    d = tmp_path_factory.mktemp("tiny_classifier")
+    torch.manual_seed(0)
+    model = hiera_video.create_model("hiera_test_8x64", num_classes=3)
+    data = dict(num_frames=8, sampling_rate=2, target_fps=30.0, sampling_mode="stride", crop_size=64,
+                mean=[0.45] * 3, std=[0.225] * 3)
+    hiera_video.save_model(model, d / "model.pt", data=data, classes=["left", "right", "up"])
+    for i in range(3):
+        make_video(d / f"{i}.mp4", num_frames=30 + 5 * i, height=32, width=64)
+    write_list(d / "list.csv", [(f"{i}.mp4", i) for i in range(3)])
+    return d

@@ -9,27 +9,15 @@ import pytest
 import torch
 
 import hiera_video
-from hiera_video.data.lists import write_list
 from hiera_video.engine.embed import extract_embeddings
-from videos import make_video
 from conftest import load_tool
 
-CLASSES = ["left", "right", "up"]
-DATA = dict(num_frames=8, sampling_rate=2, target_fps=30.0, sampling_mode="stride", crop_size=64, mean=[0.45] * 3,
-            std=[0.225] * 3)
+CLASSES = ["left", "right", "up"]  # the names tiny_classifier records
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """A tiny 3-class checkpoint recording its clip settings and class names; 3 videos and a missing one."""
-    d = tmp_path_factory.mktemp("api")
-    torch.manual_seed(0)
-    model = hiera_video.create_model("hiera_test_8x64", num_classes=3)
-    hiera_video.save_model(model, d / "model.pt", data=DATA, classes=CLASSES)
-    for i in range(3):
-        make_video(d / f"{i}.mp4", num_frames=30 + 5 * i, height=32, width=64)
-    write_list(d / "list.csv", [(f"{i}.mp4", i) for i in range(3)])
-    return d
+def setup(tiny_classifier):
+    return tiny_classifier
 
 
 def test_predict_matches_the_command_and_needs_nothing_re_entered(setup, capsys):

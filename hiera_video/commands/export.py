@@ -5,11 +5,11 @@ against the eager model on random input (onnxruntime for ONNX, when installed).
     hiera-video export --ckpt hiera_base_16x224.pth --model hiera_base_16x224 --format torch-export --out b.pt2
     hiera-video export --ckpt model_best.pt --format onnx --no-dynamo --opset 17 --out m.onnx
 
-The input is one clip `[batch, 3, frames, crop, crop]` normalised with the model's mean and std
-(`model.pretrained_cfg`); the output is the logits (classifiers) or the pooled features (MAE encoders).
+The input is `[batch, 3, frames, crop, crop]` clips normalised with the model's mean and std
+(`model.pretrained_cfg`); the output is the logits (classifiers) or the pooled features (an MAE
+checkpoint's encoder). AVA detectors and whole MAEs are refused.
 """
 
-import json
 import sys
 from pathlib import Path
 
@@ -33,7 +33,7 @@ def main(argv=None, prog=None) -> int:
     if fmt is None:
         p.error(f"--out {args.out}: give --format, or a .onnx or .pt2 file name")
     from ..engine.evaluate import load_model
-    from ..export import export_model
+    from ..export import ExportError, export_model
     try:
         model, _ = load_model(args.ckpt, None, args.model, classifier=False)
         report = export_model(model, args.out, format=fmt, batch_size=args.batch_size, opset=args.opset,
@@ -44,5 +44,8 @@ def main(argv=None, prog=None) -> int:
     except ImportError as e:  # onnx / onnxscript missing
         print(f"error: {e} (pip install 'hiera-video[export]')", file=sys.stderr)
         return 2
-    print(json.dumps(report, default=str) if isinstance(report, dict) else f"wrote {args.out}")
+    except ExportError as e:  # the export failed, or differs from the eager model (the file is kept)
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(report.summary())
     return 0

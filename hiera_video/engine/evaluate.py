@@ -56,17 +56,21 @@ def parse_views(text: str) -> tuple[int, int]:
 
 
 def clip_settings(model, ckpt: Checkpoint | None, cfg: Config | None) -> ClipSettings:
+    """How to cut clips for `model`: the config's data settings when given, else what the model was
+    trained with (`model.pretrained_cfg`: this project's checkpoints, HF folders, Hub repos and registry
+    tags record it), else the model's own input size with the official defaults (stride 4, 30 fps)."""
     if cfg is not None:
         d = cfg.data
         return ClipSettings(d.num_frames, d.sampling_rate, d.target_fps, d.sampling_mode, d.crop_size,
                             tuple(d.mean), tuple(d.std), d.test_short_side)
-    data = (ckpt.extra.get("data") if ckpt is not None else None) or {}
-    meta = getattr(model, "pretrained_cfg", {}) or {}
+    meta = dict(getattr(model, "pretrained_cfg", None) or {})
+    if ckpt is not None:  # a checkpoint read by hand and not passed through create_model
+        meta = {**(ckpt.pretrained_cfg or {}), **meta}
     T, H = model.input_size[0], model.input_size[1]
-    return ClipSettings(data.get("num_frames", T), data.get("sampling_rate", meta.get("sampling_rate", 4)),
-                        data.get("target_fps", 30.0), data.get("sampling_mode", "stride"),
-                        data.get("crop_size", H), tuple(data.get("mean", meta.get("mean", (0.45,) * 3))),
-                        tuple(data.get("std", meta.get("std", (0.225,) * 3))), data.get("test_short_side"))
+    return ClipSettings(meta.get("num_frames", T), meta.get("sampling_rate", 4), meta.get("target_fps", 30.0),
+                        meta.get("sampling_mode", "stride"), meta.get("crop_size", H),
+                        tuple(meta.get("mean", (0.45,) * 3)), tuple(meta.get("std", (0.225,) * 3)),
+                        meta.get("test_short_side"))
 
 
 def load_model(ckpt_path: str, cfg: Config | None = None, model_name: str | None = None,
@@ -93,16 +97,19 @@ def load_model(ckpt_path: str, cfg: Config | None = None, model_name: str | None
 
 
 def class_names(ckpt: Checkpoint | None, cfg: Config | None, labels_file: str | None,
-                num_classes: int) -> list[str]:
-    """Names from an explicit file, else the config's, else the checkpoint's, else the indices."""
+                num_classes: int, model_meta: dict | None = None) -> list[str]:
+    """Names from an explicit file (or shipped list), else the config's, else the model's
+    `pretrained_cfg` (`model_meta`), else the checkpoint's, else the indices."""
     for source in (labels_file, cfg.data.classes if cfg else None):
         if source and classes_path(source) is not None:  # a file, or a shipped list's name
             names = read_classes(source)
             if len(names) != num_classes:
                 raise ValueError(f"{source} lists {len(names)} classes but the model predicts {num_classes}")
             return names
-    if ckpt is not None and isinstance(ckpt.extra.get("classes"), list) and len(ckpt.extra["classes"]) == num_classes:
-        return list(ckpt.extra["classes"])
+    for meta in (model_meta, ckpt.pretrained_cfg if ckpt is not None else None):
+        names = (meta or {}).get("classes")
+        if isinstance(names, list) and len(names) == num_classes:
+            return list(names)
     return [str(i) for i in range(num_classes)]
 
 
@@ -281,7 +288,7 @@ def evaluate(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None, mod
         raise ValueError("nothing to evaluate: set eval.list or data.val_list")
     model, ckpt = load_model(ckpt_path, cfg, model_name)
     C = model.num_classes
-    names = class_names(ckpt, cfg, None, C)
+    names = class_names(ckpt, cfg, None, C, getattr(model, "pretrained_cfg", None))
     entries = read_list(list_path, cfg.data.root, num_classes=C)
     settings = clip_settings(model, ckpt, cfg)
     ds = multi_view_dataset(entries, settings, cfg.eval.num_temporal_clips, cfg.eval.num_spatial_crops,
