@@ -169,3 +169,12 @@ def test_the_documented_checkout_command_still_finds_its_config(monkeypatch, cap
     assert load_tool("finetune").main(["--cfg", "configs/k400_hiera_l.yaml"]) == 2
     err = capsys.readouterr().err
     assert "data.train_list" in err and "config file not found" not in err, err
+
+
+def test_accelerate_launch_runs_the_module(tmp_path):
+    """`accelerate launch -m hiera_video COMMAND`: Accelerate's module mode finds hiera_video/__main__.py."""
+    r = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
+                        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m",
+                        "hiera_video", "configs", "--path", "k400_hiera_l"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip().endswith("k400_hiera_l.yaml"), r.stdout + r.stderr

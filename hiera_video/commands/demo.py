@@ -4,7 +4,8 @@
    tells apart) under runs/demo/data, unless it is already there;
 2. checks every video;
 3. finetunes the tiny video Hiera on it with the real training loop and the real data pipeline
-   (configs/synthetic_hiera_tiny.yaml), under runs/demo/finetune; a second run resumes or reports;
+   (the shipped synthetic_hiera_tiny config), under runs/demo/finetune, drawing the learning curves in
+   runs/demo/finetune/curves.png after each epoch; a second run resumes or reports;
 4. evaluates the best checkpoint with multi-view testing (runs/demo/eval/metrics.json);
 5. embeds the validation videos with it and measures leave-one-out retrieval
    (runs/demo/embeddings, runs/demo/eval/retrieval.json);
@@ -80,7 +81,8 @@ def main(argv=None, prog=None) -> int:
           f"mean class accuracy {ev['mean_class_acc']:.1%}; retrieval with its own embeddings: recall@1 "
           f"{retrieval['recall@1']:.1%}, recall@5 {retrieval['recall@5']:.1%}, mAP {retrieval['mAP']:.3f}; "
           f"{minutes:.1f} min in all")
-    print(f"      outputs: {cfg.output_dir}/ (model_best.pt, metrics.jsonl, checkpoints/), {demo / 'eval'}/ "
+    curves = ", curves.png" if (Path(cfg.output_dir) / "curves.png").is_file() else ""
+    print(f"      outputs: {cfg.output_dir}/ (model_best.pt, metrics.jsonl{curves}, checkpoints/), {demo / 'eval'}/ "
           f"(metrics.json, predictions.csv, per_class.csv, confusion.png, retrieval.json), {demo / 'embeddings'}/")
     return 0 if not bad else 1
 
