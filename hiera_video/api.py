@@ -49,11 +49,23 @@ def load_classifier(ckpt: str | os.PathLike, model_name: str | None = None, cfg=
     those that do not record their architecture (official .pth); `cfg`: a Config, or a config file or
     shipped name (with `overrides`), whose data settings win; `labels`: a class-names file or shipped
     list (`kinetics400`)."""
-    from .engine.evaluate import class_names, clip_settings, load_model
+    from .engine.evaluate import load_model
 
     cfg = _config(cfg, overrides)
     model, checkpoint = load_model(str(ckpt), cfg, model_name)
-    model.class_names = class_names(checkpoint, cfg, labels, model.num_classes, model.pretrained_cfg)
+    return _attach(model, cfg, labels, checkpoint)
+
+
+def _attach(model, cfg=None, labels: str | None = None, checkpoint=None):
+    """Give a classifier the clip settings and class names `predict` uses (from `cfg`, `labels`, the
+    checkpoint and `model.pretrained_cfg`, in that order)."""
+    from .engine.evaluate import class_names, clip_settings
+
+    cfg = _config(cfg)
+    if not getattr(model, "num_classes", 0):
+        raise ValueError(f"{getattr(model, 'name', type(model).__name__)} has no classifier (num_classes 0): "
+                         f"predict needs a finetuned model; hiera_video.embed takes feature models")
+    model.class_names = class_names(checkpoint, cfg, labels, model.num_classes, getattr(model, "pretrained_cfg", None))
     model.clip_settings = clip_settings(model, checkpoint, cfg)
     return model
 
@@ -64,7 +76,8 @@ def predict(paths: str | os.PathLike | Sequence[str | os.PathLike], ckpt, k: int
     """Top-k classes of each video, the mean of `views` = (temporal clips, spatial crops) view
     probabilities: one `{"path", "top": [{"class", "index", "prob"}, ...], "error"}` per path, in order
     (a single path gives a list of one). A video that cannot be read gets `error` set and an empty
-    `top`; the others still run. `ckpt` is a checkpoint path or a model from `load_classifier`."""
+    `top`; the others still run. `ckpt` is a checkpoint path, or a model (from `load_classifier`, or
+    from `create_model(pretrained=...)`, whose `pretrained_cfg` gives the clip settings and names)."""
     from .engine.evaluate import predict_videos
 
     paths = _paths(paths)
@@ -72,8 +85,8 @@ def predict(paths: str | os.PathLike | Sequence[str | os.PathLike], ckpt, k: int
         raise ValueError(f"k must be at least 1, got {k}")
     temporal, spatial = _check_views(views)
     model = ckpt if isinstance(ckpt, torch.nn.Module) else load_classifier(ckpt, model_name, cfg, labels)
-    if not hasattr(model, "clip_settings"):
-        raise ValueError("ckpt is a model without clip settings: load it with hiera_video.load_classifier")
+    if not hasattr(model, "clip_settings"):  # e.g. straight from create_model: what it records is enough
+        _attach(model, cfg, labels)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return predict_videos(model, model.clip_settings, paths, model.class_names, temporal, spatial, k=k,

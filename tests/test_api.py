@@ -74,3 +74,13 @@ def test_train_from_python_with_a_shipped_config_name(data, tmp_path, fresh_acce
         "model.name=hiera_test_8x64", "model.num_classes=2", "data.num_workers=0", "train.epochs=1",
         "train.batch_size=4", f"output_dir={tmp_path / 'run'}"])
     assert metrics["epoch"] == 1 and (tmp_path / "run" / "model_best.pt").is_file()
+
+
+def test_predict_takes_a_model_straight_from_create_model(setup):
+    """create_model(pretrained=...) records pretrained_cfg; that alone is enough for predict."""
+    model = hiera_video.create_model(pretrained=str(setup / "model.pt"))
+    video = str(setup / "1.mp4")
+    assert hiera_video.predict(video, model, k=3, views=(1, 3)) == \
+        hiera_video.predict(video, str(setup / "model.pt"), k=3, views=(1, 3))
+    with pytest.raises(ValueError, match="no classifier"):
+        hiera_video.predict(video, hiera_video.create_model("hiera_test_8x64", num_classes=0))
