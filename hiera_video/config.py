@@ -496,16 +496,20 @@ def check_paths(cfg: Config) -> None:
 
 
 def _check_pretrained(name: str, pretrained: str | None) -> None:
-    """A URL or a tag of the model passes (downloaded later); anything else must be a local path."""
-    if not pretrained or pretrained.startswith(("http://", "https://")):
+    """A URL, a Hugging Face Hub id or a tag of the model passes (downloaded later); anything else must be
+    a local path."""
+    if not pretrained or pretrained.startswith(("http://", "https://", "file://")):
         return
+    from .models import hub
     from .models.registry import PRETRAINED
     tags = PRETRAINED.get(name, {})
     if pretrained in tags or Path(pretrained).expanduser().exists():
         return
+    if pretrained.startswith(hub.HUB_PREFIX) or hub.is_hub_id(pretrained):
+        return
     known = f"tags of {name}: {', '.join(tags)}" if tags else f"{name} has no downloadable tags"
-    raise ConfigError(f"model.pretrained: {pretrained} is neither an existing file or folder nor a checkpoint "
-                      f"tag ({known})")
+    raise ConfigError(f"model.pretrained: {pretrained} is neither an existing file or folder, a Hugging Face "
+                      f"Hub id (owner/name, hf-hub:owner/name), nor a checkpoint tag ({known})")
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -245,6 +245,10 @@ def test_hub_repo_missing_from_the_offline_cache_says_so(offline_cache):
 def test_hub_name_without_huggingface_hub_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     with pytest.raises(ImportError, match="pip install huggingface_hub"):
+        hiera_video.create_model(pretrained="hf-hub:facebook/hiera_base_16x224.mae_k400_ft_k400")
+    # A bare owner/name may be a mistyped local path as well: the error says both.
+    with pytest.raises(CheckpointError, match=r"facebook/hiera_base_16x224.mae_k400_ft_k400 is no local file or "
+                                              r"folder, and as a Hugging Face Hub id: .*pip install huggingface_hub"):
         hiera_video.create_model(pretrained="facebook/hiera_base_16x224.mae_k400_ft_k400")
     with pytest.raises(ImportError, match="pip install huggingface_hub"):
         push_to_hub(_tiny(), "acme/tiny")
@@ -254,6 +258,23 @@ def test_missing_file_that_looks_like_a_path_is_not_sent_to_the_hub(monkeypatch)
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     with pytest.raises(CheckpointError, match="checkpoint not found: runs/missing.pt"):
         hiera_video.create_model(pretrained="runs/missing.pt")
+    # "./" marks a local path, even when the rest would read as owner/name (Path() would drop it).
+    with pytest.raises(CheckpointError, match=r"^checkpoint not found: \./runs/missing$"):
+        hiera_video.create_model(pretrained="./runs/missing")
+
+
+def test_a_mistyped_local_folder_names_both_readings(offline_cache):
+    with pytest.raises(CheckpointError, match=r"checkpoint not found: runs/k400_l is no local file or folder, "
+                                              r"and as a Hugging Face Hub id: hf-hub:runs/k400_l: could not get"):
+        hiera_video.create_model(pretrained="runs/k400_l")
+
+
+def test_a_config_may_name_a_hub_checkpoint():
+    from hiera_video.config import ConfigError, _check_pretrained
+    _check_pretrained("hiera_base_16x224", "facebook/hiera_base_16x224.mae_k400_ft_k400")
+    _check_pretrained("hiera_base_16x224", "hf-hub:acme/tiny@v2")
+    with pytest.raises(ConfigError, match="model.pretrained: ./nope.pt is neither"):
+        _check_pretrained("hiera_base_16x224", "./nope.pt")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -277,7 +277,15 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     p = Path(source).expanduser()
     if source.startswith(hub.HUB_PREFIX) or (not p.exists() and hub.is_hub_id(source)):
         repo_id, revision = hub.parse_hub_id(source)
-        ckpt = read_checkpoint(hub.download(repo_id, revision))
+        try:
+            folder = hub.download(repo_id, revision)
+        except (CheckpointError, ImportError) as e:
+            if source.startswith(hub.HUB_PREFIX):
+                raise
+            # A bare owner/name is just as likely a mistyped local path: say both.
+            raise CheckpointError(f"checkpoint not found: {source} is no local file or folder, and as a "
+                                  f"Hugging Face Hub id: {e}") from None
+        ckpt = read_checkpoint(folder)
         ckpt.source = f"{hub.HUB_PREFIX}{repo_id}" + (f"@{revision}" if revision else "")
         ckpt.pretrained_cfg = make_pretrained_cfg({**hub.hub_pretrained_cfg(repo_id), **{
             k: v for k, v in ckpt.pretrained_cfg.items() if v is not None}}, ckpt.source)

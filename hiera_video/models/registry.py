@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-from pathlib import Path
+import os
 from typing import Any, Callable
 
 from .hiera import Hiera
@@ -203,15 +203,17 @@ def _resolve_pretrained(name: str | None, pretrained: str) -> tuple[str, dict | 
         return pretrained, None
     if pretrained.startswith(("http://", "https://", "file://")):
         return pretrained, None
-    if Path(pretrained).expanduser().exists():
-        return str(Path(pretrained).expanduser()), None
+    # os.path, not Path: Path("./runs/x") prints as "runs/x", which would then read as a Hub id.
+    local = os.path.expanduser(pretrained)
+    if os.path.exists(local):
+        return local, None
     tags = PRETRAINED.get(name or "", {})
     if pretrained in tags:
         return tags[pretrained]["url"], tag_pretrained_cfg(name, pretrained)
-    if hub.is_hub_id(pretrained):
-        return hub.HUB_PREFIX + pretrained, None
+    if hub.is_hub_id(pretrained):  # read_checkpoint tries the Hub, and names both if that fails too
+        return pretrained, None
     if "/" in pretrained or "\\" in pretrained or "." in pretrained:
-        return str(Path(pretrained).expanduser()), None
+        return local, None
     options = ", ".join(tags) if tags else "none for this model"
     raise FileNotFoundError(f"pretrained={pretrained!r} is neither an existing file or folder, a Hugging Face "
                             f"Hub id (owner/name), nor a checkpoint tag of {name!r} (tags: {options})")
