@@ -7,6 +7,7 @@ arguments, the training entry point behind `finetune` (tasks classify and ava) a
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import re
@@ -71,6 +72,31 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def command(main):
+    """Decorator of every command's `main`: what a user's machine or keyboard does ends in one line, not a
+    traceback. An OSError (read-only folder, permission, missing parent, ...) exits 1 naming the path;
+    Ctrl-C exits 130 (training commands add how to resume)."""
+    @functools.wraps(main)
+    def run(argv=None, prog=None) -> int:
+        try:
+            return main(argv, prog)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except OSError as e:
+            print(f"error: {describe_os_error(e)}", file=sys.stderr)
+            return 1
+    return run
+
+
+def describe_os_error(e: OSError) -> str:
+    """`[Errno 30] Read-only file system: 'x'` -> `x: read-only file system`; other messages as they are."""
+    if e.filename is not None and e.strerror:
+        where = f"{e.filename} -> {e.filename2}" if e.filename2 else str(e.filename)
+        return f"{where}: {e.strerror[0].lower() + e.strerror[1:]}"
+    return str(e)
+
+
 def command_parser(doc: str | None, prog: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
@@ -81,6 +107,38 @@ def add_config_arguments(p: argparse.ArgumentParser, required: bool = False, ove
                    help="YAML config file, or the name of a shipped one (`hiera-video configs` lists them)")
     if overrides:
         p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. data.num_workers=8")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a bad value is an argparse error naming the option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def device_arg(text: str) -> str:
+    """argparse type: cpu, cuda or cuda:N, and a CUDA device only where one is visible."""
+    import torch
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device (cpu, cuda, cuda:1, mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: no CUDA device is visible to this torch "
+                                         f"({torch.__version__}); use cpu")
+    return text
+
+
+def output_path(text: str):
+    """argparse type: a non-empty path to write (an empty string would mean the current folder)."""
+    from pathlib import Path
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
 
 
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
@@ -143,6 +201,10 @@ def train_main(argv: list[str] | None, task: str, description: str, prog: str | 
     USAGE_ERRORS, RUN_ERRORS = _errors()
     try:
         metrics = train(cfg)
+    except KeyboardInterrupt:
+        print(f"interrupted; the last checkpoint in {cfg.output_dir}/checkpoints is kept: continue with the same "
+              f"command and train.resume=true", file=sys.stderr)
+        return 130
     except RUN_ERRORS as e:  # the run could not go on (full disk, damaged checkpoints, no readable video)
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -310,7 +310,10 @@ def _keys(cls) -> list[str]:
 
 def _unknown_key(key: str, source: str) -> ConfigError:
     valid = _keys(Config)
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    leaf = key.rsplit(".", 1)[-1]
+    # The right name in the wrong section (train.lr -> optim.lr) beats a look-alike in the same one.
+    same_leaf = [k for k in valid if k.rsplit(".", 1)[-1] == leaf]
+    close = same_leaf[:1] or difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return ConfigError(f"{source}: unknown config key {key!r}{hint}")
 
@@ -384,6 +387,10 @@ def apply_override(data: dict[str, Any], override: str, source: str = "config") 
     key, text = override.split("=", 1)
     key = key.strip()
     if key not in _keys(Config):
+        sections = sorted({k.split(".")[0] for k in _keys(Config) if "." in k})
+        if key in sections:
+            raise ConfigError(f"override {override!r}: {key} is a section; set a key inside it, e.g. "
+                              f"{next(k for k in _keys(Config) if k.startswith(key + '.'))}=...")
         raise _unknown_key(key, "override")
     try:
         value = yaml.safe_load(text) if text.strip() else None
@@ -442,6 +449,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     data: dict[str, Any] = {}
     source = str(path) if path else "defaults"
     if path is not None:
+        if Path(path).expanduser().is_dir():
+            raise ConfigError(f"config {path} is a folder; give a YAML file in it or a shipped config's name")
         try:
             path = config_path(path)
         except FileNotFoundError as e:
@@ -492,7 +501,25 @@ def check_paths(cfg: Config) -> None:
         need_file("data.train_list", d.train_list, _LIST_HELP.format(key="data.train_list"))
         need_file("data.val_list", d.val_list, _LIST_HELP.format(key="data.val_list"))
         need_dir("data.root", d.root)
+        if cfg.task == "classify" and d.classes:
+            _check_class_count(d.classes, cfg.model.num_classes)
     _check_pretrained(cfg.model.name, cfg.model.pretrained)
+
+
+def _check_class_count(classes: str, num_classes: int) -> None:
+    """data.classes names as many classes as the model predicts (else every report after training would
+    fail on it). A missing file stays a warning at training: only reports use the names."""
+    from .data.lists import ListError, read_classes
+    from .resources import classes_path
+    if classes_path(classes) is None:
+        return
+    try:
+        names = read_classes(classes)
+    except ListError as e:
+        raise ConfigError(f"data.classes: {e}") from None
+    if len(names) != num_classes:
+        raise ConfigError(f"data.classes: {classes} lists {len(names)} classes but model.num_classes is "
+                          f"{num_classes}; make them agree")
 
 
 def _check_pretrained(name: str, pretrained: str | None) -> None:

@@ -14,9 +14,11 @@ import json
 import sys
 from pathlib import Path
 
+from ..cli import command
 from ..engine.ava_map import frame_map
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gt", type=Path, required=True, help="ground truth, e.g. ava_val_v2.2.csv")

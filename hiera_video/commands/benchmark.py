@@ -9,9 +9,11 @@ import json
 import sys
 from pathlib import Path
 
+from ..cli import command
 from ..benchmark import parse_batch_sizes, run_benchmark
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="a registered name (hiera_video.list_models())")

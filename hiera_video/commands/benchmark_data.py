@@ -13,11 +13,13 @@ import json
 import sys
 from pathlib import Path
 
+from ..cli import command
 from ..data.bench import benchmark_loader, make_pan_videos
 from ..data.decode import available_backends
 from ..data.lists import ListError, read_list
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)

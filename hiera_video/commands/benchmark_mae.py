@@ -13,9 +13,11 @@ from pathlib import Path
 
 import torch
 
+from ..cli import command
 from ..benchmark import DTYPES, device_name, run_mae_sparsity
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="mae_hiera_base_16x224", help="an mae_* model")

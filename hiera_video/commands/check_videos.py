@@ -16,10 +16,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..cli import command
 from ..data.check import default_workers, inspect_entries
 from ..data.lists import ListError, read_list
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("list", type=Path, help="data list: 'path label' lines (labels optional here)")

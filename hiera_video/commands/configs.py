@@ -2,6 +2,7 @@
 
     hiera-video configs                      # names, one line each, with what they are for
     hiera-video configs k400_hiera_l         # print one (e.g. > my_run.yaml to start from it)
+    hiera-video configs kinetics400          # print a class list
     hiera-video configs --path k400_hiera_l  # where it is installed
 
 Any command's `--cfg` takes these names as well as file paths; `data.classes` and `--labels` take the
@@ -10,8 +11,8 @@ class lists' names (kinetics400, kinetics600, kinetics700, ssv2, ava_v2.2_60clas
 
 import sys
 
-from ..cli import command_parser
-from ..resources import CLASSES_DIR, CONFIG_DIR, config_path, list_class_lists, list_configs
+from ..cli import command, command_parser
+from ..resources import CLASSES_DIR, CONFIG_DIR, list_class_lists, list_configs
 
 
 def _summary(name: str, width: int = 90) -> str:
@@ -27,9 +28,10 @@ def _summary(name: str, width: int = 90) -> str:
     return text if len(text) <= width else text[:width - 3].rstrip() + "..."
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = command_parser(__doc__, prog)
-    p.add_argument("name", nargs="?", help="a shipped config to print")
+    p.add_argument("name", nargs="?", help="a shipped config or class list to print")
     p.add_argument("--path", action="store_true", help="print its installed path instead of its text")
     args = p.parse_args(argv)
     if args.name is None:
@@ -40,10 +42,18 @@ def main(argv=None, prog=None) -> int:
             print(f"  {name:<{width}}  {_summary(name)}")
         print(f"class lists ({CLASSES_DIR}): {', '.join(list_class_lists())}")
         return 0
-    try:
-        path = config_path(args.name)
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
+    # Shipped names only (a path of the user's own is not "shipped"): configs first, then class lists.
+    name = args.name.removesuffix(".yaml").removesuffix(".txt")
+    if name in list_configs():
+        path = CONFIG_DIR / f"{name}.yaml"
+    elif name in list_class_lists():
+        path = CLASSES_DIR / f"{name}.txt"
+    else:
+        import difflib
+        close = difflib.get_close_matches(name, list_configs() + list_class_lists(), n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        print(f"error: {args.name!r} is neither a shipped config nor a shipped class list{hint} "
+              f"(`hiera-video configs` lists them)", file=sys.stderr)
         return 2
     print(path if args.path else path.read_text(encoding="utf-8"), end="\n" if args.path else "")
     return 0

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..cli import setup_logging
+from ..cli import command, setup_logging
 from ..config import load_config
 from ..data.check import check_entries
 from ..data.lists import read_list
@@ -29,6 +29,7 @@ from ..engine.train import latest_checkpoint, train
 from ..retrieval import leave_one_out, load_index
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cfg", type=Path, default="synthetic_hiera_tiny",

@@ -12,21 +12,23 @@ output_dir/eval). --ckpt takes this project's checkpoints, official .pth files a
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from ..cli import add_config_arguments, setup_logging
+from ..cli import add_config_arguments, command, output_path, setup_logging
 from ..config import ConfigError, load_config
 from ..models.checkpoints import CheckpointError
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(p, required=True, overrides=False)
     p.add_argument("--ckpt", required=True, help="checkpoint file, HF folder, or URL")
-    p.add_argument("--out", type=Path, help="report folder (default: output_dir/eval)")
+    p.add_argument("--out", type=output_path, help="report folder (default: output_dir/eval)")
     p.add_argument("--model", help="architecture for checkpoints that do not record it (default: model.name)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = p.parse_args(argv)
+    if args.out is not None and args.out.exists() and not args.out.is_dir():  # before the work, not after
+        p.error(f"--out {args.out} is a file; give a folder")
     setup_logging()
     try:
         cfg = load_config(args.cfg, args.overrides)
@@ -35,8 +37,15 @@ def main(argv=None, prog=None) -> int:
     except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if metrics:
-        print(json.dumps({k: v for k, v in metrics.items() if k != "unreadable"}))
+    if not metrics:  # not the main process
+        return 0
+    print(json.dumps({k: None if isinstance(v, float) and v != v else v  # NaN is not JSON
+                      for k, v in metrics.items() if k != "unreadable"}))
+    if metrics["num_unreadable"] >= metrics["num_videos"]:
+        print(f"error: none of the {metrics['num_videos']} videos could be read (each is listed with its "
+              f"reason in the report's predictions.csv); `hiera-video check-videos LIST` checks a list",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -14,11 +14,12 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import add_config_arguments, setup_logging
+from ..cli import add_config_arguments, command, setup_logging
 from ..config import ConfigError, load_config
 from ..models.checkpoints import CheckpointError
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(p, required=True, overrides=False)

@@ -11,19 +11,19 @@ checkpoint's encoder). AVA detectors and whole MAEs are refused.
 """
 
 import sys
-from pathlib import Path
 
-from ..cli import command_parser
+from ..cli import command, command_parser, output_path, positive_int
 from ..models.checkpoints import CheckpointError
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = command_parser(__doc__, prog)
     p.add_argument("--ckpt", required=True, help="checkpoint file, HF folder or hub name")
-    p.add_argument("--out", type=Path, required=True, help="file to write (.onnx or .pt2)")
+    p.add_argument("--out", type=output_path, required=True, help="file to write (.onnx or .pt2)")
     p.add_argument("--format", choices=["onnx", "torch-export"], help="default: from --out's suffix")
     p.add_argument("--model", help="architecture for checkpoints that do not record it")
-    p.add_argument("--batch-size", type=int, default=2, help="batch of the example input (the axis stays dynamic)")
+    p.add_argument("--batch-size", type=positive_int, default=2, help="batch of the example input (the axis stays dynamic)")
     p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
     p.add_argument("--dynamo", action=__import__("argparse").BooleanOptionalAction, default=True,
                    help="ONNX: the torch.export-based exporter (default) or the TorchScript one (--no-dynamo)")
@@ -32,6 +32,10 @@ def main(argv=None, prog=None) -> int:
     fmt = args.format or {".onnx": "onnx", ".pt2": "torch-export"}.get(args.out.suffix)
     if fmt is None:
         p.error(f"--out {args.out}: give --format, or a .onnx or .pt2 file name")
+    if args.out.is_dir():  # found before the export runs, not at its final rename
+        p.error(f"--out {args.out} is a folder; give a file name in it")
+    if not args.out.parent.is_dir():
+        p.error(f"--out {args.out}: the folder {args.out.parent} does not exist")
     from ..engine.evaluate import load_model
     from ..export import ExportError, export_model
     try:

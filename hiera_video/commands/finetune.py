@@ -12,9 +12,10 @@ refused at the start: not supported yet). --cfg is a YAML file or a shipped conf
 
 import sys
 
-from ..cli import train_main
+from ..cli import command, train_main
 
 
+@command
 def main(argv=None, prog=None) -> int:
     return train_main(argv, "classify", __doc__, prog)
 

@@ -12,9 +12,11 @@ import json
 import sys
 from pathlib import Path
 
+from ..cli import command
 from ..data.synthetic_ava import make_dataset
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="dataset folder (created if missing)")

@@ -17,13 +17,14 @@ project's checkpoints record them), else from the model (16x4 at 224 for the off
 import json
 import sys
 
-from ..cli import add_config_arguments, command_parser, split_overrides
+from ..cli import add_config_arguments, command, command_parser, device_arg, positive_int, split_overrides
 from ..config import ConfigError
 from ..data.lists import ListError
 from ..engine.evaluate import parse_views
 from ..models.checkpoints import CheckpointError
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = command_parser(__doc__, prog)
     p.add_argument("videos", nargs="+", help="video files (and key=value config overrides)")
@@ -32,13 +33,13 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--model", help="architecture for checkpoints that do not record it, e.g. hiera_large_16x224")
     p.add_argument("--labels", help="class names file, one per line, or a shipped list (kinetics400, ssv2, ...)")
     p.add_argument("--views", type=parse_views, default=(5, 3), help="temporal,spatial (default 5,3)")
-    p.add_argument("--k", type=int, default=5, help="classes per video (default 5)")
-    p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--k", type=positive_int, default=5, help="classes per video (default 5)")
+    p.add_argument("--device", type=device_arg, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of text")
     args = p.parse_args(argv)
     videos, overrides = split_overrides(args.videos)
     if not videos:
-        p.error("no video given (only key=value overrides)")
+        p.error(f"no video given: {' '.join(overrides)} read as key=value config overrides (no such files)")
     from ..cli import load_cli_config
     from ..api import load_classifier, predict
     try:

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cli import command
 from ..data.lists import ListError, read_classes
 from ..data.prepare import (index_videos, kinetics_from_csv, kinetics_from_folders,
                                       write_lists)
@@ -19,6 +20,7 @@ from ..data.prepare import (index_videos, kinetics_from_csv, kinetics_from_folde
 CLASS_FILES = {"k400": "kinetics400", "k600": "kinetics600", "k700": "kinetics700"}
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)

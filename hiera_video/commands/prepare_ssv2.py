@@ -11,10 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cli import command
 from ..data.lists import ListError
 from ..data.prepare import index_videos, ssv2_classes, ssv2_split, write_lists
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--labels", type=Path, required=True, help="something-something-v2-labels.json")

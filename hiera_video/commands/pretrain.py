@@ -10,9 +10,10 @@ the MAE reconstruction loss and validation reports it under fixed masks. Finetun
 
 import sys
 
-from ..cli import train_main
+from ..cli import command, train_main
 
 
+@command
 def main(argv=None, prog=None) -> int:
     return train_main(argv, "mae", __doc__, prog)
 

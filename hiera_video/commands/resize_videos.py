@@ -9,10 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cli import command
 from ..data.check import default_workers
 from ..data.resize import resize_tree
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--src", type=Path, required=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..cli import command
 from ..retrieval import leave_one_out, load_index, search, search_faiss
 
 
@@ -28,6 +29,7 @@ def embed_video(path: str, meta: dict) -> torch.Tensor:
                  settings=ClipSettings(**meta["clip_settings"]))
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--index", type=Path, required=True, help="embedding folder")

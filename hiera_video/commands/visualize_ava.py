@@ -18,9 +18,11 @@ from pathlib import Path
 
 import av  # noqa: F401  (PyAV before anything imports decord: see hiera_video/data/decode.py)
 
+from ..cli import command
 from ..viz_boxes import visualize_ava
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=Path, required=True, help="root of the extracted keyframe JPEGs")

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import torch
 
+from ..cli import command
 from ..models.checkpoints import CheckpointError
 
 
+@command
 def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", required=True, help="an MAE checkpoint (this project's, official .pth, HF folder)")
