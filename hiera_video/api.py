@@ -32,14 +32,36 @@ def _config(cfg, overrides: Sequence[str] = ()):
 
 
 def _paths(paths) -> list[str]:
-    return [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
+    """A path or a sequence of paths -> list of str; anything else is a TypeError naming what it got."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    elif not isinstance(paths, (list, tuple)):
+        raise TypeError(f"paths: a video path or a list of them, got {type(paths).__name__}")
+    bad = [p for p in paths if not isinstance(p, (str, os.PathLike)) or isinstance(p, bytes)]
+    if bad:
+        raise TypeError(f"paths: each must be a str or os.PathLike, got {type(bad[0]).__name__} ({bad[0]!r})")
+    return [os.fspath(p) for p in paths]
 
 
-def _check_views(views: tuple[int, int]) -> tuple[int, int]:
+def _check_views(views) -> tuple[int, int]:
+    if not (isinstance(views, (tuple, list)) and len(views) == 2 and all(isinstance(v, int) for v in views)):
+        raise ValueError(f"views={views!r}: a pair (T, S) of ints, e.g. (5, 3)")
     temporal, spatial = views
     if temporal < 1 or spatial not in (1, 3):
         raise ValueError(f"views={views!r}: (T >= 1 temporal clips, S = 1 or 3 spatial crops)")
     return temporal, spatial
+
+
+def _device(device) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r}: not a device (cpu, cuda, cuda:1, mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r}: no CUDA device is visible to this torch ({torch.__version__})")
+    return device
 
 
 def load_classifier(ckpt: str | os.PathLike, model_name: str | None = None, cfg=None, labels: str | None = None,
@@ -81,14 +103,13 @@ def predict(paths: str | os.PathLike | Sequence[str | os.PathLike], ckpt, k: int
     from .engine.evaluate import predict_videos
 
     paths = _paths(paths)
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be an int of at least 1, got {k!r}")
     temporal, spatial = _check_views(views)
+    device = _device(device)
     model = ckpt if isinstance(ckpt, torch.nn.Module) else load_classifier(ckpt, model_name, cfg, labels)
     if not hasattr(model, "clip_settings"):  # e.g. straight from create_model: what it records is enough
         _attach(model, cfg, labels)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     return predict_videos(model, model.clip_settings, paths, model.class_names, temporal, spatial, k=k,
                           device=device, backend=backend)
 
@@ -115,7 +136,7 @@ def embed(paths: str | os.PathLike | Sequence[str | os.PathLike], ckpt, views: t
     else:
         model, checkpoint = load_backbone(str(ckpt), cfg, model_name)
     s = settings or getattr(model, "clip_settings", None) or clip_settings(model, checkpoint, cfg)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = _device(device)
     model = model.to(device).eval()
     ds = multi_view_dataset([Entry(p, -1, i + 1) for i, p in enumerate(paths)], s, temporal, spatial, backend)
     views_ids, feats, errors = [], [], []

@@ -21,6 +21,8 @@ ROOT = Path(__file__).parents[1]
 def overrides(data: Path, out: Path, **extra) -> list[str]:
     base = {"model.name": "hiera_test_8x64", "model.num_classes": 2, "model.drop_path": 0.1, "model.dropout": 0.1,
             "data.train_list": str(data / "train.csv"), "data.val_list": str(data / "val.csv"),
+            # The demo config names runs/demo/data/classes.txt (8 classes), which exists once ./run.sh ran.
+            "data.classes": "null",
             "data.num_frames": 8, "data.sampling_rate": 2, "data.crop_size": 64, "data.num_workers": 0,
             "data.hflip": True, "data.randaug_num_ops": 2, "data.erase_prob": 0.5, "data.num_repeats": 2,
             "train.batch_size": 4, "train.epochs": 2, "train.checkpoint_every": 1, "train.log_every": 1,

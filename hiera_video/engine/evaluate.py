@@ -24,7 +24,7 @@ from ..data.lists import Entry, read_classes, read_list
 from ..data.transforms import normalize
 from ..models import Checkpoint, create_model, read_checkpoint
 from ..models.checkpoints import is_mae_config
-from ..resources import classes_path
+from ..resources import classes_path, list_class_lists
 
 logger = logging.getLogger("hiera_video")
 
@@ -100,12 +100,17 @@ def class_names(ckpt: Checkpoint | None, cfg: Config | None, labels_file: str | 
                 num_classes: int, model_meta: dict | None = None) -> list[str]:
     """Names from an explicit file (or shipped list), else the config's, else the model's
     `pretrained_cfg` (`model_meta`), else the checkpoint's, else the indices."""
+    if labels_file is not None and classes_path(labels_file) is None:  # asked for by name: never skipped
+        raise FileNotFoundError(f"--labels {labels_file!r}: no such class-names file, nor a shipped list "
+                                f"({', '.join(list_class_lists())})")
     for source in (labels_file, cfg.data.classes if cfg else None):
         if source and classes_path(source) is not None:  # a file, or a shipped list's name
             names = read_classes(source)
             if len(names) != num_classes:
                 raise ValueError(f"{source} lists {len(names)} classes but the model predicts {num_classes}")
             return names
+        if source:  # the config's names (shared with training, where they are optional): say they are unused
+            logger.warning("data.classes: %s does not exist; using the checkpoint's class names", source)
     for meta in (model_meta, ckpt.pretrained_cfg if ckpt is not None else None):
         names = (meta or {}).get("classes")
         if isinstance(names, list) and len(names) == num_classes:
@@ -244,7 +249,11 @@ def write_reports(out: Path, entries: list[Entry], names: list[str], videos: tor
     labels = torch.tensor([entries[i].label for i in videos.tolist()], dtype=torch.long)
     labelled = labels >= 0
     m = classification_metrics(scores[labelled], labels[labelled], C)
-    metrics = {"top1": m["top1"], "top5": m["top5"], "mean_class_acc": round(m["mean_class_acc"], 6),
+    def finite(v: float) -> float | None:  # no labelled readable video: no accuracy (null, not NaN)
+        return None if v != v else v
+
+    metrics = {"top1": finite(m["top1"]), "top5": finite(m["top5"]),
+               "mean_class_acc": finite(round(m["mean_class_acc"], 6)),
                "num_videos": len(videos) + len(unreadable), "num_views": num_views,
                "num_unreadable": len(unreadable), "ensemble": how,
                "unreadable": [{"path": p, "error": e} for p, e in (unreadable[k] for k in sorted(unreadable))]}
@@ -310,9 +319,10 @@ def evaluate(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None, mod
     if accelerator.is_main_process:
         metrics = write_reports(out, entries, names, videos, scores, unreadable, len(views), cfg.eval.ensemble)
         readable = metrics["num_videos"] - metrics["num_unreadable"]
-        logger.info("top-1 %.4f, top-5 %.4f, mean class accuracy %.4f over the %d readable videos of %d (%d views; "
-                    "%d unreadable, listed in metrics.json); reports in %s", metrics["top1"], metrics["top5"],
-                    metrics["mean_class_acc"], readable, metrics["num_videos"], metrics["num_views"],
+        acc = {k: "n/a" if metrics[k] is None else f"{metrics[k]:.4f}" for k in ("top1", "top5", "mean_class_acc")}
+        logger.info("top-1 %s, top-5 %s, mean class accuracy %s over the %d readable videos of %d (%d views; "
+                    "%d unreadable, listed in metrics.json); reports in %s", acc["top1"], acc["top5"],
+                    acc["mean_class_acc"], readable, metrics["num_videos"], metrics["num_views"],
                     metrics["num_unreadable"], out)
     accelerator.wait_for_everyone()
     return metrics or {}
