@@ -141,6 +141,14 @@ def output_path(text: str):
     return Path(text)
 
 
+def output_folder(text: str):
+    """argparse type: a folder to write, checked before any work: non-empty, and not an existing file."""
+    path = output_path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder")
+    return path
+
+
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 

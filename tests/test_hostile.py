@@ -16,6 +16,13 @@ def ckpt(tiny_classifier):
     return str(tiny_classifier / "model.pt")
 
 
+def write_eval_config(path, val_list, out) -> None:
+    """A config that evaluates tiny_classifier's model on `val_list`."""
+    path.write_text("model: {name: hiera_test_8x64, num_classes: 3}\n"
+                    f"data: {{val_list: {val_list}, num_frames: 8, sampling_rate: 2, crop_size: 64, num_workers: 0}}\n"
+                    f"output_dir: {out}\n")
+
+
 def test_a_labels_file_that_does_not_exist_is_an_error_not_ignored(tiny_classifier, ckpt, capsys):
     assert cli.main(["predict", str(tiny_classifier / "0.mp4"), "--ckpt", ckpt, "--labels", "nosuch.txt"]) == 2
     assert "--labels 'nosuch.txt'" in capsys.readouterr().err
@@ -35,10 +42,7 @@ def test_finetune_refuses_class_names_that_do_not_fit_the_model_before_training(
 def test_evaluate_with_no_readable_video_exits_1_and_writes_valid_json(tiny_classifier, ckpt, tmp_path, capsys):
     (tmp_path / "bad.mp4").write_text("not a video")
     (tmp_path / "list.csv").write_text("bad.mp4 0\nmissing.mp4 1\n")
-    (tmp_path / "cfg.yaml").write_text(
-        "model: {name: hiera_test_8x64, num_classes: 3}\n"
-        f"data: {{val_list: {tmp_path / 'list.csv'}, num_frames: 8, sampling_rate: 2, crop_size: 64, "
-        f"num_workers: 0}}\noutput_dir: {tmp_path / 'out'}\n")
+    write_eval_config(tmp_path / "cfg.yaml", tmp_path / "list.csv", tmp_path / "out")
     assert cli.main(["evaluate", "--cfg", str(tmp_path / "cfg.yaml"), "--ckpt", ckpt, "--out",
                      str(tmp_path / "eval")]) == 1
     out, err = capsys.readouterr()
@@ -69,10 +73,7 @@ def test_an_os_error_is_one_line_naming_the_path(tiny_classifier, ckpt, tmp_path
     def read_only(out, *args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", str(out / "metrics.json"))
     monkeypatch.setattr(engine, "write_reports", read_only)
-    (tmp_path / "cfg.yaml").write_text(
-        "model: {name: hiera_test_8x64, num_classes: 3}\n"
-        f"data: {{val_list: {tiny_classifier / 'list.csv'}, num_frames: 8, sampling_rate: 2, crop_size: 64, "
-        f"num_workers: 0}}\noutput_dir: {tmp_path / 'out'}\n")
+    write_eval_config(tmp_path / "cfg.yaml", tiny_classifier / "list.csv", tmp_path / "out")
     assert cli.main(["evaluate", "--cfg", str(tmp_path / "cfg.yaml"), "--ckpt", ckpt, "--out",
                      str(tmp_path / "ro")]) == 1
     err = capsys.readouterr().err

@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from ..cli import add_config_arguments, command, output_path, setup_logging
+from ..cli import add_config_arguments, command, output_folder, setup_logging
 from ..config import ConfigError, load_config
 from ..models.checkpoints import CheckpointError
 
@@ -23,12 +23,10 @@ def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(p, required=True, overrides=False)
     p.add_argument("--ckpt", required=True, help="checkpoint file, HF folder, or URL")
-    p.add_argument("--out", type=output_path, help="report folder (default: output_dir/eval)")
+    p.add_argument("--out", type=output_folder, help="report folder (default: output_dir/eval)")
     p.add_argument("--model", help="architecture for checkpoints that do not record it (default: model.name)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = p.parse_args(argv)
-    if args.out is not None and args.out.exists() and not args.out.is_dir():  # before the work, not after
-        p.error(f"--out {args.out} is a file; give a folder")
     setup_logging()
     try:
         cfg = load_config(args.cfg, args.overrides)

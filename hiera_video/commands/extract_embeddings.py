@@ -12,7 +12,7 @@ resumes from OUT/parts. Any checkpoint works, MAE encoders included.
 import argparse
 import sys
 
-from ..cli import add_config_arguments, command, load_cli_config, output_path, setup_logging
+from ..cli import add_config_arguments, command, load_cli_config, output_folder, setup_logging
 from ..config import ConfigError
 from ..data.lists import ListError
 from ..engine.evaluate import parse_views
@@ -24,7 +24,7 @@ def main(argv=None, prog=None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ckpt", required=True)
     p.add_argument("--list", required=True, help="`path [label]` lines")
-    p.add_argument("--out", type=output_path, required=True)
+    p.add_argument("--out", type=output_folder, required=True)
     add_config_arguments(p)  # whose data settings (frames, sampling, crop, root) to use
     p.add_argument("--model", help="architecture for checkpoints that do not record it")
     p.add_argument("--root", help="folder relative paths start from (default: the list's folder)")
@@ -34,8 +34,6 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--batch-size", type=int, default=4, help="videos per process per step")
     p.add_argument("--workers", type=int, default=2, help="data workers per process")
     args = p.parse_args(argv)
-    if args.out is not None and args.out.exists() and not args.out.is_dir():  # before the work, not after
-        p.error(f"--out {args.out} is a file; give a folder")
     setup_logging()
     from ..engine.embed import extract_embeddings
     try:

@@ -8,7 +8,7 @@ optionally pushed to the Hub (needs huggingface_hub and a login).
 
 import sys
 
-from ..cli import command, command_parser, output_path
+from ..cli import command, command_parser, output_folder
 from ..models.checkpoints import CheckpointError
 
 
@@ -16,13 +16,11 @@ from ..models.checkpoints import CheckpointError
 def main(argv=None, prog=None) -> int:
     p = command_parser(__doc__, prog)
     p.add_argument("--ckpt", required=True, help="checkpoint file, HF folder or hub name")
-    p.add_argument("--out", type=output_path, required=True, help="folder to write")
+    p.add_argument("--out", type=output_folder, required=True, help="folder to write")
     p.add_argument("--model", help="architecture for checkpoints that do not record it")
     p.add_argument("--push-to-hub", metavar="REPO_ID", help="also upload the folder to this Hub repository")
     p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repository private")
     args = p.parse_args(argv)
-    if args.out.exists() and not args.out.is_dir():
-        p.error(f"--out {args.out} is a file; give a folder to write")
     from ..engine.evaluate import load_model
     from ..models.hub import push_to_hub, save_pretrained
     try:
