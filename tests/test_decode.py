@@ -1,11 +1,15 @@
 """Decoding: both backends return the requested frames, agree with each other, and fail on bad files
 with one exception type naming the file and the backend."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from hiera_video.data.decode import DecodeError, available_backends, open_video, read_frames
 from videos import make_bad_videos, make_video, read_index
+
+FIXTURE_VIDEOS = Path(__file__).parent / "fixtures" / "videos"
 
 BACKENDS = [b for b in ("decord", "pyav") if b in available_backends()]
 
@@ -94,3 +98,30 @@ def test_auto_falls_back_to_pyav_when_decord_cannot_read(tmp_path):
 def test_unknown_backend(clips):
     with pytest.raises(ValueError, match="unknown video backend 'opencv'"):
         open_video(clips["mp4"], "opencv")
+
+
+def test_junk_under_a_video_name_never_reaches_decord(tmp_path, monkeypatch):
+    """decord can abort the process on a non-video file (a C++ terminate, not an exception): files whose
+    first bytes are no container it reads go to PyAV, which raises; real containers still go to decord."""
+    from hiera_video.data import decode
+
+    if "decord" not in available_backends():
+        pytest.skip("decord is not installed here")
+    opened = []
+
+    class Spy(decode.DecordReader):
+        def __init__(self, path, num_threads=1):
+            opened.append(path)
+            super().__init__(path, num_threads)
+
+    monkeypatch.setattr(decode, "DecordReader", Spy)
+    for name, data in (("page.mp4", b"<html><body>404</body></html>"), ("text.mp4", b"not a video"),
+                       ("zeros.webm", bytes(4096))):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(decode.DecodeError) as e:
+            decode.open_video(tmp_path / name)
+        assert e.value.backend == "pyav", (name, e.value.backend)
+    assert opened == []
+    for fixture in ("rotate_180.mp4", "vp9.webm"):
+        decode.open_video(FIXTURE_VIDEOS / fixture).close()
+    assert [Path(p).name for p in opened] == ["rotate_180.mp4", "vp9.webm"]

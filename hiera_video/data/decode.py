@@ -423,12 +423,29 @@ def _is_mpegts(path: str) -> bool:
     return len(head) == 377 and head[0] == head[188] == head[376] == 0x47
 
 
+# The first bytes of the containers decord is given: ISO BMFF (mp4, mov, m4v: a box type at offset 4),
+# Matroska/WebM (EBML), AVI (RIFF....AVI ) and FLV. decord 0.6 can abort the whole process (a C++
+# std::terminate, seen under load on a text file named .mp4) instead of raising, so anything else, the
+# HTML error pages and junk that video downloads leave behind among them, goes to PyAV, which raises.
+_BMFF_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid"}
+
+
+def _known_container(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return (head[4:8] in _BMFF_BOXES or head[:4] == b"\x1a\x45\xdf\xa3"
+            or (head[:4] == b"RIFF" and head[8:12] == b"AVI ") or head[:3] == b"FLV")
+
+
 def open_video(path: str | os.PathLike, backend: str = "auto", num_threads: int = 1) -> VideoReader:
     """Open a video with `backend` in {"auto", "decord", "pyav", "torchcodec"} (the last only when
     installed; never chosen by "auto").
 
-    "auto" uses decord (PyAV where decord is not installed, for MPEG-TS, and for files decord already
-    failed on in this process); whenever decord fails to open or read a file, PyAV tries before the
+    "auto" uses decord (PyAV where decord is not installed, for MPEG-TS, for files whose first bytes are
+    no container decord reads, and for files decord already failed on in this process); whenever decord fails to open or read a file, PyAV tries before the
     video is called bad. Raises `DecodeError` (file and backend).
     """
     path = os.fspath(path)
@@ -440,7 +457,7 @@ def open_video(path: str | os.PathLike, backend: str = "auto", num_threads: int 
     if backend == "auto":
         ext = os.path.splitext(path)[1].lower()
         pyav_only = ("decord" not in have or path in _DECORD_FAILED or ext in PYAV_EXTENSIONS
-                     or _is_mpegts(path))
+                     or _is_mpegts(path) or not _known_container(path))
         order = ["pyav"] if pyav_only else ["decord", "pyav"]
     elif backend in ("decord", "pyav"):
         if backend not in have:
