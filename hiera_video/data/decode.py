@@ -41,7 +41,8 @@ import numpy as np
 logger = logging.getLogger("hiera_video")
 
 # MPEG transport streams: decord 0.6 opens them and returns frames about 10 positions off (measured),
-# with no error, so they never go to decord. Files are also recognised by their 0x47 sync bytes.
+# with no error, so they never go to decord (nor does any file not starting like a container decord
+# reads right: `_decord_container`, which also keeps TS under another name away from it).
 PYAV_EXTENSIONS = {".ts", ".m2ts", ".mts"}
 # Containers with a frame index up front, whose declared frame count can reveal missing data.
 INDEXED_EXTENSIONS = {".mp4", ".m4v", ".mov", ".3gp", ".3g2"}
@@ -413,24 +414,16 @@ class _FallbackReader(VideoReader):
             self._fallback.close()
 
 
-def _is_mpegts(path: str) -> bool:
-    """MPEG-TS whatever its name: 188-byte packets that each start with the sync byte 0x47."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(377)
-    except OSError:
-        return False
-    return len(head) == 377 and head[0] == head[188] == head[376] == 0x47
-
-
-# The first bytes of the containers decord is given: ISO BMFF (mp4, mov, m4v: a box type at offset 4),
-# Matroska/WebM (EBML), AVI (RIFF....AVI ) and FLV. decord 0.6 can abort the whole process (a C++
-# std::terminate, seen under load on a text file named .mp4) instead of raising, so anything else, the
-# HTML error pages and junk that video downloads leave behind among them, goes to PyAV, which raises.
+# What decord is given, by the file's first bytes: ISO BMFF (mp4, mov, m4v: a box type at offset 4),
+# Matroska/WebM (EBML), AVI (RIFF....AVI ) and FLV. Anything else goes to PyAV, which raises on what it
+# cannot read: decord 0.6 can abort the whole process (a C++ std::terminate, seen under load on a text
+# file named .mp4) instead of raising, and the HTML error pages and junk that video downloads leave
+# behind are among such files. MPEG-TS (0x47 sync bytes) is not on the list either, whatever its name.
 _BMFF_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid"}
 
 
-def _known_container(path: str) -> bool:
+def _decord_container(path: str) -> bool:
+    """Whether the file starts like a container decord reads right (one 12-byte read)."""
     try:
         with open(path, "rb") as f:
             head = f.read(12)
@@ -445,8 +438,9 @@ def open_video(path: str | os.PathLike, backend: str = "auto", num_threads: int 
     installed; never chosen by "auto").
 
     "auto" uses decord (PyAV where decord is not installed, for MPEG-TS, for files whose first bytes are
-    no container decord reads, and for files decord already failed on in this process); whenever decord fails to open or read a file, PyAV tries before the
-    video is called bad. Raises `DecodeError` (file and backend).
+    no container decord reads, and for files decord already failed on in this process); whenever
+    decord fails to open or read a file, PyAV tries before the video is called bad. Raises
+    `DecodeError` (file and backend).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -457,7 +451,7 @@ def open_video(path: str | os.PathLike, backend: str = "auto", num_threads: int 
     if backend == "auto":
         ext = os.path.splitext(path)[1].lower()
         pyav_only = ("decord" not in have or path in _DECORD_FAILED or ext in PYAV_EXTENSIONS
-                     or _is_mpegts(path) or not _known_container(path))
+                     or not _decord_container(path))
         order = ["pyav"] if pyav_only else ["decord", "pyav"]
     elif backend in ("decord", "pyav"):
         if backend not in have:
