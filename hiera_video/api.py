@@ -52,7 +52,8 @@ def _check_views(views) -> tuple[int, int]:
     return temporal, spatial
 
 
-def _device(device) -> torch.device:
+def resolve_device(device) -> torch.device:
+    """None (cuda when visible, else cpu), or a device name checked: ValueError naming it otherwise."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -106,7 +107,7 @@ def predict(paths: str | os.PathLike | Sequence[str | os.PathLike], ckpt, k: int
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be an int of at least 1, got {k!r}")
     temporal, spatial = _check_views(views)
-    device = _device(device)
+    device = resolve_device(device)
     model = ckpt if isinstance(ckpt, torch.nn.Module) else load_classifier(ckpt, model_name, cfg, labels)
     if not hasattr(model, "clip_settings"):  # e.g. straight from create_model: what it records is enough
         _attach(model, cfg, labels)
@@ -136,7 +137,7 @@ def embed(paths: str | os.PathLike | Sequence[str | os.PathLike], ckpt, views: t
     else:
         model, checkpoint = load_backbone(str(ckpt), cfg, model_name)
     s = settings or getattr(model, "clip_settings", None) or clip_settings(model, checkpoint, cfg)
-    device = _device(device)
+    device = resolve_device(device)
     model = model.to(device).eval()
     ds = multi_view_dataset([Entry(p, -1, i + 1) for i, p in enumerate(paths)], s, temporal, spatial, backend)
     views_ids, feats, errors = [], [], []

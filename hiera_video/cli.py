@@ -121,15 +121,13 @@ def positive_int(text: str) -> int:
 
 
 def device_arg(text: str) -> str:
-    """argparse type: cpu, cuda or cuda:N, and a CUDA device only where one is visible."""
-    import torch
+    """argparse type: cpu, cuda or cuda:N, and a CUDA device only where one is visible (the check of
+    `hiera_video.predict`)."""
+    from .api import resolve_device
     try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device (cpu, cuda, cuda:1, mps)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{text!r}: no CUDA device is visible to this torch "
-                                         f"({torch.__version__}); use cpu")
+        resolve_device(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     return text
 
 
