@@ -43,6 +43,9 @@ class ModelConfig:
     grad_checkpointing: bool = False  # recompute activations in backward: less memory, more time
     compile: bool = False  # torch.compile the model
     mask_ratio: float | None = None  # task mae: fraction of mask units deleted (default: the model's, video 0.9)
+    # task mae: targets normalised per patch (the paper's; default true) or raw pixels (false): see
+    # docs/mae_study.md for data where the normalised target teaches the deep stages nothing
+    norm_pix_loss: bool | None = None
 
     def __post_init__(self):
         _check_range("model.drop_path", self.drop_path, 0, 1)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..cli import command
-from ..data.synthetic import make_dataset
+from ..data.synthetic import CLASS_SETS, make_dataset
 
 
 @command
@@ -23,12 +23,15 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--train", type=int, required=True, help="number of training videos")
     p.add_argument("--val", type=int, required=True, help="number of validation videos")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--classes", choices=sorted(CLASS_SETS), default="actions",
+                   help="class set: actions (8: moves, grow/shrink, rotations; the demo's) or paths (6: "
+                        "diagonal moves and orbits)")
     p.add_argument("--workers", type=int, help="processes (default: the CPUs available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     try:
         summary = make_dataset(args.out, args.train, args.val, seed=args.seed, workers=args.workers,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, classes=args.classes)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

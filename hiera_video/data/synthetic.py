@@ -56,7 +56,22 @@ _CLASS_KIND = {
     "move_up": ("move_y", True), "move_down": ("move_y", False),
     "grow": ("scale", False), "shrink": ("scale", True),
     "rotate_clockwise": ("rotate", False), "rotate_counterclockwise": ("rotate", True),
+    "move_down_right": ("move_diagonal", False), "move_up_left": ("move_diagonal", True),
+    "move_down_left": ("move_antidiagonal", False), "move_up_right": ("move_antidiagonal", True),
+    "orbit_clockwise": ("orbit", False), "orbit_counterclockwise": ("orbit", True),
+    "speed_up_right": ("accelerate_x", False), "slow_down_left": ("accelerate_x", True),
+    "slow_down_right": ("decelerate_x", False), "speed_up_left": ("decelerate_x", True),
+    "speed_up_down": ("accelerate_y", False), "slow_down_up": ("accelerate_y", True),
 }
+# A second set of classes drawn the same way (six, in three time-reversed pairs), for checking that
+# a recipe tuned on one set of actions carries over to actions it was not tuned on (the MAE study).
+PATH_CLASSES = ("move_down_right", "move_up_left", "move_down_left", "move_up_right", "orbit_clockwise",
+                "orbit_counterclockwise")
+# And a third, harder one: the same straight crossing run speeding up or slowing down, so that four of
+# its classes differ only in how the speed changes (a second-order temporal cue), not in direction.
+DYNAMICS_CLASSES = ("speed_up_right", "slow_down_left", "slow_down_right", "speed_up_left", "speed_up_down",
+                    "slow_down_up")
+CLASS_SETS = {"actions": CLASSES, "paths": PATH_CLASSES, "dynamics": DYNAMICS_CLASSES}
 FPS_CHOICES = (12, 15, 24, 25, 30)
 SIZE_CHOICES = ((120, 160), (128, 128), (144, 176), (160, 120))  # (H, W)
 DURATION_RANGE = (2.2, 2.7)  # seconds: any 2.13 s training window sees most of the action
@@ -191,15 +206,23 @@ def _texture(rng: np.random.Generator, H: int, W: int) -> np.ndarray:
     return tex
 
 
-def plan_clip(cls_index: int, rng: np.random.Generator) -> ClipSpec:
-    """Sample one clip of class `cls_index`; deterministic given the rng state.
+def _class_set(classes: str) -> tuple[str, ...]:
+    if classes not in CLASS_SETS:
+        raise ValueError(f"unknown synthetic class set {classes!r}; expected one of {sorted(CLASS_SETS)}")
+    return CLASS_SETS[classes]
+
+
+def plan_clip(cls_index: int, rng: np.random.Generator, classes: str = "actions") -> ClipSpec:
+    """Sample one clip of class `cls_index` of the class set `classes` (`CLASS_SETS`); deterministic
+    given the rng state.
 
     Both classes of a pair draw the same numbers in the same order; the backward one then reverses
     the per-frame arrays, which is what makes a pair indistinguishable without temporal order.
     """
-    if not 0 <= cls_index < len(CLASSES):
-        raise ValueError(f"class index {cls_index} out of range [0, {len(CLASSES)})")
-    kind, backward = _CLASS_KIND[CLASSES[cls_index]]
+    names = _class_set(classes)
+    if not 0 <= cls_index < len(names):
+        raise ValueError(f"class index {cls_index} out of range [0, {len(names)})")
+    kind, backward = _CLASS_KIND[names[cls_index]]
     fps = int(rng.choice(FPS_CHOICES))
     H, W = SIZE_CHOICES[rng.integers(len(SIZE_CHOICES))]
     T = int(round(rng.uniform(*DURATION_RANGE) * fps))
@@ -231,12 +254,17 @@ def plan_clip(cls_index: int, rng: np.random.Generator) -> ClipSpec:
     # four fifths of the frame, a grower goes from small to large, a rotator starts with its marker
     # near the top and turns about half a turn), so that what is where at which moment tells the
     # class; the two classes of a pair still show the same frames, only in opposite orders.
-    if kind in ("move_x", "move_y"):
-        axis, L = (0, W) if kind == "move_x" else (1, H)
+    if kind in ("move_x", "move_y", "accelerate_x", "decelerate_x", "accelerate_y"):
+        axis, L = (0, W) if kind.endswith("_x") else (1, H)
         r = rng.uniform(0.26, 0.32) * short
         start, end = rng.uniform(0.15, 0.25) * L, rng.uniform(0.75, 0.85) * L  # >= 0.37 L/s over <= 2.7 s
         center = np.empty((T, 2))
-        center[:, axis] = start + (end - start) * t / span
+        progress = t / span
+        if kind.startswith("accelerate"):  # from rest to twice the mean speed
+            progress = progress ** 2
+        elif kind.startswith("decelerate"):  # from twice the mean speed to rest
+            progress = 1 - (1 - progress) ** 2
+        center[:, axis] = start + (end - start) * progress
         center[:, 1 - axis] = fit(r, (H, W)[axis])  # the other axis: y for move_x, x for move_y
         radius, angle = np.full(T, r), np.full(T, angle0)
     elif kind == "scale":
@@ -244,6 +272,25 @@ def plan_clip(cls_index: int, rng: np.random.Generator) -> ClipSpec:
         radius = r0 * (r1 / r0) ** (t / span)
         center = np.tile([rng.uniform(0.35, 0.65) * W, rng.uniform(0.35, 0.65) * H], (T, 1))
         angle = np.full(T, angle0)
+    elif kind in ("move_diagonal", "move_antidiagonal"):
+        # Corner to opposite corner: from about a quarter to three quarters of the frame on both axes
+        # (down-right, or down-left for the antidiagonal; the backward classes run it up).
+        r = rng.uniform(0.2, 0.26) * short
+        fx, fy = rng.uniform(0.2, 0.3, 2), rng.uniform(0.7, 0.8, 2)
+        if kind == "move_antidiagonal":
+            fx, fy = np.array([fy[0], fx[1]]), np.array([fx[0], fy[1]])
+        start, end = np.array([fx[0] * W, fx[1] * H]), np.array([fy[0] * W, fy[1] * H])
+        center = start + (end - start) * (t / span)[:, None]
+        radius, angle = np.full(T, r), np.full(T, angle0)
+    elif kind == "orbit":
+        # The shape's centre runs three quarters of a circle around a point near the frame's centre,
+        # clockwise on screen (angle increasing); the shape itself keeps its orientation.
+        r, R = rng.uniform(0.15, 0.19) * short, rng.uniform(0.2, 0.25) * short
+        slack = max(0.5 * short - R - _EXTENT * r - _MARGIN, 0.0)  # keeps the whole course inside
+        cx, cy = W / 2 + rng.uniform(-slack, slack), H / 2 + rng.uniform(-slack, slack)
+        phase = rng.uniform(0, 2 * math.pi) + math.radians(rng.uniform(250, 290)) * t / span
+        center = np.stack([cx + R * np.cos(phase), cy + R * np.sin(phase)], axis=1)
+        radius, angle = np.full(T, r), np.full(T, angle0)
     else:  # rotate
         r = rng.uniform(0.3, 0.4) * short  # fits inside: 2 x 1.15 x 0.4 < 1
         turn = math.radians(rng.uniform(160, 200))  # >= 118 degrees in 2 s, < 14 per frame at 12 fps
@@ -347,9 +394,10 @@ def draw_clip(spec: ClipSpec) -> np.ndarray:
     return frames
 
 
-def render_clip(cls_index: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """One clip of class `cls_index`: ([T, H, W, 3] uint8 frames, fps); deterministic given the rng state."""
-    spec = plan_clip(cls_index, rng)
+def render_clip(cls_index: int, rng: np.random.Generator, classes: str = "actions") -> tuple[np.ndarray, int]:
+    """One clip of class `cls_index` of the set `classes`: ([T, H, W, 3] uint8 frames, fps);
+    deterministic given the rng state."""
+    spec = plan_clip(cls_index, rng, classes)
     return draw_clip(spec), spec.fps
 
 
@@ -361,17 +409,18 @@ def video_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SPLITS.index(split), index)))
 
 
-def video_relpath(split: str, index: int) -> str:
-    """Path of a video relative to the dataset folder; its class is index % len(CLASSES)."""
-    return f"{split}/{CLASSES[index % len(CLASSES)]}/{index:06d}.mp4"
+def video_relpath(split: str, index: int, classes: str = "actions") -> str:
+    """Path of a video relative to the dataset folder; its class is index % (number of classes)."""
+    names = _class_set(classes)
+    return f"{split}/{names[index % len(names)]}/{index:06d}.mp4"
 
 
-def _write_one(job: tuple[str, int, str, int]) -> None:
+def _write_one(job: tuple[str, int, str, int, str]) -> None:
     """Render and encode one video (runs in worker processes)."""
-    out_dir, seed, split, index = job
-    frames, fps = render_clip(index % len(CLASSES), video_rng(seed, split, index))
+    out_dir, seed, split, index, classes = job
+    frames, fps = render_clip(index % len(_class_set(classes)), video_rng(seed, split, index), classes)
     # A keyframe every second: cheap at this size, and random-window decoding seeks to it.
-    write_video(Path(out_dir) / video_relpath(split, index), frames, fps, codec="h264", gop=fps)
+    write_video(Path(out_dir) / video_relpath(split, index, classes), frames, fps, codec="h264", gop=fps)
 
 
 def _available_cpus() -> int:
@@ -398,12 +447,13 @@ def run_jobs(fn, jobs: list, workers: int | None, desc: str, progress: bool = Tr
 
 
 def make_dataset(out_dir: str | os.PathLike, num_train: int, num_val: int, seed: int = 0,
-                 workers: int | None = None, progress: bool = True) -> dict:
+                 workers: int | None = None, progress: bool = True, classes: str = "actions") -> dict:
     """Write the synthetic dataset (layout in the module docstring) and return a summary.
 
     Videos that already exist are kept (writes are atomic, so an existing file is complete), which
     makes an interrupted run resumable; the list files are written last. A folder made with another
-    seed or generator version raises ValueError rather than mixing two datasets.
+    seed, class set or generator version raises ValueError rather than mixing two datasets.
+    classes: the class set, a key of `CLASS_SETS` ("actions", the default: 8 classes; "paths": 6).
     workers: processes for rendering and encoding (default: the CPUs this process may use; 1 runs
     in this process). progress: show a tqdm bar.
     Returns {"out_dir", "train", "val", "written", "skipped", "bytes", "seconds", "workers"}.
@@ -414,7 +464,10 @@ def make_dataset(out_dir: str | os.PathLike, num_train: int, num_val: int, seed:
             raise ValueError(f"{name} must be a non-negative integer, got {n!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    names = _class_set(classes)
     meta = {"generator": "hiera_video.data.synthetic", "version": GENERATOR_VERSION, "seed": int(seed)}
+    if classes != "actions":  # recorded only when not the default, so older folders stay valid
+        meta["classes"] = classes
     meta_path = out / "synthetic.json"
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
@@ -424,15 +477,16 @@ def make_dataset(out_dir: str | os.PathLike, num_train: int, num_val: int, seed:
     else:
         atomic_write(meta_path, json.dumps(meta) + "\n")
 
-    jobs = [(str(out), int(seed), split, i) for split, n in zip(SPLITS, (num_train, num_val)) for i in range(n)]
-    todo = [j for j in jobs if not (out / video_relpath(j[2], j[3])).exists()]
+    jobs = [(str(out), int(seed), split, i, classes) for split, n in zip(SPLITS, (num_train, num_val))
+            for i in range(n)]
+    todo = [j for j in jobs if not (out / video_relpath(j[2], j[3], classes)).exists()]
     workers = run_jobs(_write_one, todo, workers, f"synthetic videos -> {out}", progress, chunksize=4)
 
-    atomic_write(out / "classes.txt", "".join(f"{c}\n" for c in CLASSES))
+    atomic_write(out / "classes.txt", "".join(f"{c}\n" for c in names))
     for split, n in zip(SPLITS, (num_train, num_val)):
-        lines = [f"{video_relpath(split, i)} {i % len(CLASSES)}\n" for i in range(n)]
+        lines = [f"{video_relpath(split, i, classes)} {i % len(names)}\n" for i in range(n)]
         atomic_write(out / f"{split}.csv", "".join(lines))
-    size = sum((out / video_relpath(j[2], j[3])).stat().st_size for j in jobs)
+    size = sum((out / video_relpath(j[2], j[3], classes)).stat().st_size for j in jobs)
     return {"out_dir": str(out), "train": num_train, "val": num_val, "written": len(todo),
             "skipped": len(jobs) - len(todo), "bytes": size, "seconds": round(time.perf_counter() - start, 2),
             "workers": workers}

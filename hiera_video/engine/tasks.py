@@ -147,7 +147,7 @@ class MaeTask(Task):
         if not c.name.startswith("mae_"):
             raise ValueError(f"model.name {c.name!r} does not fit task 'mae': it needs an mae_* model, "
                              f"e.g. mae_{c.name}")
-        extra = {} if c.mask_ratio is None else {"mask_ratio": c.mask_ratio}
+        extra = {key: getattr(c, key) for key in ("mask_ratio", "norm_pix_loss") if getattr(c, key) is not None}
         model = create_model(c.name, pretrained=c.pretrained, drop_path_rate=c.drop_path,
                              input_size=_input_size(self.cfg), **extra)
         model.set_grad_checkpointing(c.grad_checkpointing)

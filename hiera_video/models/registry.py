@@ -96,6 +96,9 @@ _variant("hiera_tiny_16x128", _VIDEO, "Not in the paper: a small video Hiera for
 _variant("hiera_tiny_8x64", _VIDEO, "Not in the paper: the `./run.sh` demo model, which trains on the "
          "synthetic set on 2 CPU cores (8 frames of 64x64; 1.3 M params, 0.1 GFLOPs).", input_size=(8, 64, 64),
          embed_dim=32, num_heads=1, stages=(1, 1, 2, 1))
+_variant("hiera_tiny_16x64", _VIDEO, "Not in the paper: the geometry of the small-scale MAE recipe (16x4 clips of "
+         "64x64: 8x2x2 = 32 mask units, so a 0.9 mask ratio keeps 3; 1.3 M params, 0.2 GFLOPs).",
+         input_size=(16, 64, 64), embed_dim=32, num_heads=1, stages=(1, 1, 2, 1))
 _variant("hiera_test_8x64", _VIDEO, "Not in the paper: the reference-fixture geometry (8 frames of 64x64, "
          "4x2x2 mask units), for tests.", input_size=(8, 64, 64), embed_dim=16, num_heads=1, stages=(1, 2, 3, 1))
 for _size, _arch in [("tiny", dict(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2))),
@@ -129,6 +132,7 @@ for _size in _IMAGE_SIZES:
     _mae_variant(f"hiera_{_size}_224", _MAE_IMAGE)
 # CPU demo and tests: small decoders for the tiny encoders (the test one is the fixtures' decoder).
 _mae_variant("hiera_tiny_8x64", _MAE_VIDEO, decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4)
+_mae_variant("hiera_tiny_16x64", _MAE_VIDEO, decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4)
 _mae_variant("hiera_test_8x64", _MAE_VIDEO, decoder_embed_dim=32, decoder_depth=2, decoder_num_heads=2)
 
 
