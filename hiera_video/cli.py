@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("benchmark", "clips/s of a model, optionally beside the official code"),
     "benchmark-data": ("benchmark_data", "decoded + augmented training clips/s of the data pipeline"),
     "benchmark-mae": ("benchmark_mae", "MAE encoder cost, sparse vs dense"),
+    "mae-diagnose": ("mae_diagnose", "is an MAE encoder healthy? stage ranks, what the decoder reads"),
     "mae-study": ("mae_study", "does MAE pretraining pay? scratch vs MAE-then-finetune, probes, mask ratios"),
     "check-videos": ("check_videos", "decode every video of a list and report the bad ones"),
     "prepare-kinetics": ("prepare_kinetics", "Kinetics data lists from folders or the official CSVs"),

@@ -86,3 +86,57 @@ def test_probe_errors_name_the_culprit(data, tmp_path, capsys):
     assert main(["--ckpt", "random", "--model", "hiera_test_8x64", "--val", str(unlabelled), "--out",
                  str(tmp_path / "y"), "--workers", "0"]) == 2
     assert "unlabelled lines" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# mae-diagnose: the two measurements behind docs/mae_study.md
+# --------------------------------------------------------------------------------------------------
+def test_stage_statistics_see_a_collapsed_stage():
+    from hiera_video.engine.mae_diagnose import stage_statistics
+    torch.manual_seed(0)
+    model = hiera_video.create_model("hiera_test_8x64", num_classes=0).eval()
+    clips = torch.randn(4, 3, 8, 64, 64)
+    healthy = stage_statistics(model, clips)
+    assert [r["channels"] for r in healthy] == [16, 32, 64, 128]
+    assert all(1 <= r["effective_rank"] <= r["channels"] and 0 <= r["common_share"] <= 1 for r in healthy)
+    # The last block writes one large constant vector into every token: its energy moves into the common share.
+    with torch.no_grad():
+        fc2 = model.blocks[-1].mlp.fc2
+        fc2.weight.zero_()
+        fc2.bias.copy_(torch.randn(fc2.bias.shape) * 100)
+    shifted = stage_statistics(model, clips)
+    assert shifted[-1]["common_share"] > 0.999 > healthy[-1]["common_share"]
+    assert shifted[:-1] == healthy[:-1]
+
+    class Collapsed:
+        """Stage 2's tokens all lie on one direction: its effective rank is 1."""
+        v = torch.randn(8)
+
+        def forward_intermediates(self, x):
+            return [torch.randn(len(x), 4, 4, 8), torch.randn(len(x), 4, 4, 1) * self.v]
+    rows = stage_statistics(Collapsed(), clips, batch_size=2)
+    assert rows[0]["effective_rank"] > 4 and abs(rows[1]["effective_rank"] - 1) < 1e-6
+
+
+def test_fusion_ablation_and_the_command(mae_checkpoint, data, tmp_path, capsys):
+    from hiera_video.commands.mae_diagnose import main
+    from hiera_video.engine.mae_diagnose import fusion_ablation
+    mae = hiera_video.create_model(pretrained=str(mae_checkpoint)).eval()
+    clips = torch.randn(3, 3, 8, 64, 64)
+    f = fusion_ablation(mae, clips, 0.75)
+    assert list(f["loss_without"]) == ["stage 1", "stage 2", "stage 4"] and f["mask_ratio"] == 0.75
+    assert f == fusion_ablation(mae, clips, 0.75)  # seeded masks: the same figures twice
+    # Without stage 4 nothing changes when the last stage contributes nothing.
+    with torch.no_grad():
+        for blk in mae.blocks[-1:]:
+            for p in blk.parameters():
+                p.zero_()
+    zeroed = fusion_ablation(mae, clips, 0.75)
+    assert zeroed["increase_without"]["stage 4"] < 0.10
+    args = ["--cfg", "synthetic_mae_recipe_pretrain", "--ckpt", str(mae_checkpoint), "--list", str(data / "val.csv"),
+            "--out", str(tmp_path), "--videos", "3", "data.num_frames=8", "data.sampling_rate=2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.splitlines()[-1])
+    assert result["videos"] == 3 and len(result["stages"]) == 4 and "fusion" in result
+    assert "eff. rank" in out and json.loads((tmp_path / "diagnose.json").read_text()) == result

@@ -1,6 +1,7 @@
 """The synthetic dataset: the video writer's round trip, time-reversed class pairs measured on the
 rendered pixels, determinism (seed, worker count, dataset size), list files, resuming, and the CLI."""
 
+import json
 import math
 import re
 import subprocess
@@ -12,8 +13,9 @@ import av
 import numpy as np
 import pytest
 
-from hiera_video.data.synthetic import (CLASSES, DURATION_RANGE, FPS_CHOICES, SIZE_CHOICES, make_dataset,
-                                        plan_clip, draw_clip, render_clip, write_video)
+from hiera_video.data.synthetic import (CLASS_SETS, CLASSES, DURATION_RANGE, DYNAMICS_CLASSES, FPS_CHOICES,
+                                        PATH_CLASSES, SIZE_CHOICES, draw_clip, make_dataset, plan_clip,
+                                        render_clip, write_video)
 
 REPO = Path(__file__).resolve().parents[1]
 PAIRS = [("move_right", "move_left"), ("move_down", "move_up"), ("grow", "shrink"),
@@ -252,3 +254,60 @@ def test_cli_and_dataset_size_does_not_change_videos(datasets, tmp_path):
     # The first 8 training videos of a 16-video dataset with the same seed: the same bytes.
     for rel, _ in read_list(out / "train.csv"):
         assert (out / rel).read_bytes() == (root / "one" / rel).read_bytes()
+
+
+# --------------------------------------------------------------------------------------------------
+# The other class sets (paths, dynamics): for checking a recipe on actions it was not tuned on
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("class_set", ["paths", "dynamics"])
+def test_other_class_sets_are_time_reversed_pairs_that_stay_in_the_frame(class_set):
+    names = CLASS_SETS[class_set]
+    assert len(names) % 2 == 0 and not set(names) & set(CLASSES)
+    for seed in range(3):
+        for forward in range(0, len(names), 2):
+            frames, fps = render_clip(forward, np.random.default_rng(seed), class_set)
+            spec = plan_clip(forward + 1, np.random.default_rng(seed), class_set)
+            assert spec.fps == fps and np.array_equal(draw_clip(spec), frames[::-1]), names[forward]
+            H, W = frames.shape[1:3]
+            assert (spec.center >= 0).all() and (spec.center[:, 0] <= W).all() and (spec.center[:, 1] <= H).all()
+    with pytest.raises(ValueError, match="class index 6"):
+        plan_clip(6, np.random.default_rng(0), "paths")
+    with pytest.raises(ValueError, match="unknown synthetic class set"):
+        plan_clip(0, np.random.default_rng(0), "nosuch")
+
+
+def test_path_classes_move_as_named():
+    for seed in range(3):
+        rng = lambda: np.random.default_rng(seed)  # noqa: E731
+        # diagonals: down-right increases x and y; down-left decreases x and increases y
+        for index, sx in ((0, 1), (2, -1)):
+            c = plan_clip(index, rng(), "paths").center
+            assert np.sign(c[-1, 0] - c[0, 0]) == sx and c[-1, 1] > c[0, 1]
+        # an orbit turns clockwise on screen (y down): the angle around its centre increases by ~3/4 turn
+        c = plan_clip(PATH_CLASSES.index("orbit_clockwise"), rng(), "paths").center
+        mid = (c.max(0) + c.min(0)) / 2
+        turn = np.unwrap(np.arctan2(c[:, 1] - mid[1], c[:, 0] - mid[0]))
+        assert (np.diff(turn) > 0).all() and 4.2 < turn[-1] - turn[0] < 5.1
+
+
+def test_dynamics_classes_change_speed_as_named():
+    for seed in range(3):
+        for name, axis, faster_late in (("speed_up_right", 0, True), ("slow_down_right", 0, False),
+                                        ("speed_up_down", 1, True)):
+            c = plan_clip(DYNAMICS_CLASSES.index(name), np.random.default_rng(seed), "dynamics").center[:, axis]
+            speed = np.diff(c)
+            assert (speed > 0).all()
+            half = len(speed) // 2
+            assert (speed[half:].mean() > 2 * speed[:half].mean()) == faster_late, name
+            assert (speed[:half].mean() > 2 * speed[half:].mean()) == (not faster_late), name
+
+
+def test_a_class_set_is_recorded_and_never_mixed(tmp_path):
+    out = tmp_path / "paths"
+    make_dataset(out, 6, 0, seed=0, workers=1, progress=False, classes="paths")
+    assert out.joinpath("classes.txt").read_text().splitlines() == list(PATH_CLASSES)
+    rows = read_list(out / "train.csv")
+    assert [label for _, label in rows] == list(range(6)) and rows[4][0] == "train/orbit_clockwise/000004.mp4"
+    assert json.loads((out / "synthetic.json").read_text())["classes"] == "paths"
+    with pytest.raises(ValueError, match="holds a synthetic dataset"):
+        make_dataset(out, 6, 0, seed=0, workers=1, progress=False)  # the default set: another dataset

@@ -5,7 +5,9 @@ rotate clockwise/counterclockwise. One clip of a pair is the other played backwa
 or any unordered bag of frames, cannot tell the pair apart; only temporal order can. This holds exactly,
 not just in distribution: `plan_clip` draws the same random numbers for both classes of a pair and
 reverses the trajectory in time for the second one, so `render_clip(move_left, rng)` is
-`render_clip(move_right, rng)[::-1]` for equal rng states.
+`render_clip(move_right, rng)[::-1]` for equal rng states. Two more class sets are drawn the same way
+(`CLASS_SETS`, `make_dataset(..., classes=)`): "paths" (diagonal moves, orbits) and "dynamics" (crossings
+that speed up or slow down), so that a recipe tuned on one set of actions can be checked on others.
 
 A clip shows one large, dark, textured foreground shape (square, circle, triangle or plus, with a white
 marker dot so that rotation is visible even on the circle) over a light, finely textured static

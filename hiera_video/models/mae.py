@@ -108,18 +108,23 @@ class MaskedAutoencoderHiera(Hiera):
         raise TypeError("an MAE has no head; use forward(x) for the loss, or forward_encoder(x, mask)")
 
     # ----------------------------------------------------------------------------------------
-    def forward_encoder(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Sparse encoder and multi-scale fusion: [B, Uk, *unit_final, C_enc] for the kept units."""
+    def fusion_branches(self, x: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        """The terms of the multi-scale fusion, each [B, Uk, *unit_final, C_enc]: stage 1, ..., stage
+        q_pool through their heads, then the last stage (what the decoder reads is their sum)."""
         maps = self.forward_intermediates(x, mask)  # per stage [B, Uk, *unit_i, C_i]
         maps = maps[:self.q_pool] + maps[-1:]  # stages after the last pooling share its grid
-        fused = 0.0
+        out = []
         for head, m in zip(self.multi_scale_fusion_heads, maps):
             if not isinstance(head, nn.Identity):
                 B, Uk = m.shape[:2]
                 # [B, Uk, *unit, C] -> [B*Uk, C, *unit] -> conv -> [B, Uk, *unit_final, C_enc]
                 m = head(m.flatten(0, 1).movedim(-1, 1)).movedim(1, -1).unflatten(0, (B, Uk))
-            fused = fused + m
-        return self.encoder_norm(fused)
+            out.append(m)
+        return out
+
+    def forward_encoder(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Sparse encoder and multi-scale fusion: [B, Uk, *unit_final, C_enc] for the kept units."""
+        return self.encoder_norm(sum(self.fusion_branches(x, mask)))
 
     def forward_decoder(self, latent: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Kept-unit latents [B, Uk, *unit_final, C_enc] -> predictions [B, N_final, P] in spatial order."""
