@@ -3,7 +3,7 @@ embeddings, the encoder itself untouched.
 
     hiera-video probe --cfg synthetic_mae_recipe_finetune --ckpt runs/mae/model_last.pt \\
         --train data/labelled.csv --val data/val.csv --out runs/mae/probe
-    hiera-video probe --cfg synthetic_mae_recipe_finetune --ckpt random --model hiera_tiny_16x128 \\
+    hiera-video probe --cfg synthetic_mae_recipe_finetune --ckpt random --model hiera_tiny_16x64 \\
         --train data/labelled.csv --val data/val.csv --out runs/random_probe      # the yardstick
     hiera-video probe --ckpt runs/k400_l/model_best.pt --val val.csv --out probe   # leave-one-out k-NN
 
