@@ -29,6 +29,15 @@ def test_recipe_configs_share_one_geometry_with_room_for_mask_ratio_0_9():
     assert pre.model.norm_pix_loss is False  # see the config's header and docs/mae_study.md
 
 
+@pytest.mark.parametrize("name", ["synthetic_mae_recipe_pretrain", "synthetic_mae_hiera_tiny"])
+def test_synthetic_mae_configs_keep_the_lr_that_did_not_collapse_the_deep_stages(name):
+    # 1.5e-3 at 16 clips (the old tiny config) collapsed stages 3-4 to 2-3 directions; 5e-4 did not
+    # (docs/mae_study.md, E6-E7). The warmup must cover some updates, not one epoch of a few.
+    cfg = load_config(name)
+    assert cfg.optim.lr / cfg.optim.lr_batch_size <= 5e-4 / 16
+    assert cfg.optim.warmup_epochs / cfg.train.epochs >= 0.1
+
+
 def test_norm_pix_loss_from_the_config_reaches_the_model(data, tmp_path):
     from hiera_video.engine.train import build_model
     base = [f"data.train_list={data / 'train.csv'}", "data.val_list=null", "model.name=mae_hiera_test_8x64",
