@@ -112,15 +112,24 @@ def add_config_arguments(p: argparse.ArgumentParser, required: bool = False, ove
         p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. data.num_workers=8")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (a bad value is an argparse error naming the option)."""
+def _int_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a bad value is an argparse error naming the option)."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0, e.g. data workers (0: in this process)."""
+    return _int_at_least(text, 0)
 
 
 def device_arg(text: str) -> str:

@@ -10,19 +10,15 @@ the deep stages learned little (normalised-pixel targets on the synthetic videos
 printed as warnings; the figures go to OUT/diagnose.json (with --out) and stdout.
 """
 
-import argparse
 import json
 import sys
 
-from ..cli import add_config_arguments, command, load_cli_config, output_folder, positive_int, setup_logging
-from ..config import ConfigError
-from ..data.lists import ListError
-from ..models.checkpoints import CheckpointError
+from ..cli import _errors, add_config_arguments, command, command_parser, load_cli_config, output_folder, positive_int, setup_logging
 
 
 @command
 def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser(__doc__, prog)
     add_config_arguments(p, required=True)  # whose data settings (frames, sampling, crop) cut the clips
     p.add_argument("--ckpt", required=True, help="an MAE checkpoint (any encoder: stage statistics only)")
     p.add_argument("--list", required=True, help="videos to measure on (labels not needed)")
@@ -35,7 +31,7 @@ def main(argv=None, prog=None) -> int:
     try:
         cfg = load_cli_config(args.cfg, args.overrides)
         result = diagnose(cfg, args.ckpt, args.list, args.out, args.videos, args.seed)
-    except (ConfigError, CheckpointError, ListError, FileNotFoundError, ValueError) as e:
+    except sum(_errors(), ()) as e:  # bad input, or a checkpoint that cannot be read: the message says which
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{'stage':>5} {'channels':>8} {'eff. rank':>9} {'(random)':>8} {'common share':>12} {'(random)':>8}")

@@ -17,10 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import command, output_folder, positive_int, setup_logging
-from ..config import ConfigError
-from ..data.lists import ListError
-from ..models.checkpoints import CheckpointError
+from ..cli import _errors, command, command_parser, non_negative_int, output_folder, positive_int, setup_logging
 
 
 def _floats(text: str) -> list[float]:
@@ -43,21 +40,11 @@ def _ints(text: str) -> list[int]:
     return values
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 @command
 def main(argv=None, prog=None) -> int:
     from ..data.synthetic import CLASS_SETS
 
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser(__doc__, prog)
     p.add_argument("--out", type=output_folder, required=True, help="study folder (resumable)")
     src = p.add_argument_group("data (default: a synthetic set generated under OUT/data)")
     src.add_argument("--data", type=Path, help="folder with train.csv (unlabelled pool), val.csv, classes.txt")
@@ -78,10 +65,9 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--finetune-cfg", default="synthetic_mae_recipe_finetune")
     p.add_argument("--pretrain", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of the pretraining config")
     p.add_argument("--finetune", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of the finetuning config")
-    p.add_argument("--workers", type=_non_negative, default=2, help="data workers (default 2; 0: in this process)")
+    p.add_argument("--workers", type=non_negative_int, default=2, help="data workers (default 2; 0: in this process)")
     args = p.parse_args(argv)
     setup_logging()
-    from ..data.synthetic import CLASS_SETS
     from ..mae_study import Study, prepare_data
 
     has_lists = args.data is not None or args.unlabelled is not None
@@ -92,6 +78,7 @@ def main(argv=None, prog=None) -> int:
             p.error(f"--classes {classes!r} without --data or --unlabelled names a synthetic class set: one of "
                     f"{', '.join(sorted(CLASS_SETS))}")
         class_set, classes = classes, None
+    USAGE_ERRORS, RUN_ERRORS = _errors()
     try:
         data = prepare_data(args.out, args.data, args.unlabelled, args.labelled, args.val, classes,
                             per_class=args.per_class, class_set=class_set, num_unlabelled=args.num_unlabelled,
@@ -99,7 +86,10 @@ def main(argv=None, prog=None) -> int:
         study = Study(args.out, data, args.seeds, args.ratios, args.pretrain_cfg, args.finetune_cfg,
                       args.pretrain, args.finetune, workers=args.workers)
         study.run()
-    except (ConfigError, CheckpointError, ListError, FileNotFoundError, ValueError) as e:
+    except RUN_ERRORS as e:  # a training step could not go on (full disk, damaged checkpoints, no readable video)
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except USAGE_ERRORS as e:  # bad values, paths or data: the message says which
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -24,8 +24,8 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--val", type=int, required=True, help="number of validation videos")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--classes", choices=sorted(CLASS_SETS), default="actions",
-                   help="class set: actions (8: moves, grow/shrink, rotations; the demo's) or paths (6: "
-                        "diagonal moves and orbits)")
+                   help="class set: actions (8: moves, grow/shrink, rotations; the demo's), paths (6: "
+                        "diagonal moves and orbits) or dynamics (6: crossings that speed up or slow down)")
     p.add_argument("--workers", type=int, help="processes (default: the CPUs available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)

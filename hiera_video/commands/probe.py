@@ -14,20 +14,16 @@ leave-one-out on the validation list. `--ckpt random` probes the model's own ran
 where they apply) and writes it to OUT/probe.json.
 """
 
-import argparse
 import json
 import sys
 
-from ..cli import add_config_arguments, command, load_cli_config, output_folder, positive_int, setup_logging
-from ..config import ConfigError
-from ..data.lists import ListError
+from ..cli import _errors, add_config_arguments, command, command_parser, load_cli_config, non_negative_int, output_folder, positive_int, setup_logging
 from ..engine.evaluate import parse_views
-from ..models.checkpoints import CheckpointError
 
 
 @command
 def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser(__doc__, prog)
     p.add_argument("--ckpt", required=True, help="checkpoint file, HF folder or URL; `random`: a random init "
                                                  "of --model")
     p.add_argument("--val", required=True, help="`path label` lines to score")
@@ -40,7 +36,7 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--k", type=positive_int, default=20, help="neighbours that vote (default 20)")
     p.add_argument("--no-linear", action="store_true", help="skip the linear probe")
     p.add_argument("--batch-size", type=positive_int, default=4, help="videos per process per step")
-    p.add_argument("--workers", type=int, default=2, help="data workers per process")
+    p.add_argument("--workers", type=non_negative_int, default=2, help="data workers per process")
     args = p.parse_args(argv)
     setup_logging()
     from ..engine.probe import run_probe, write_random_init
@@ -55,7 +51,7 @@ def main(argv=None, prog=None) -> int:
         metrics = run_probe(cfg, ckpt, args.val, args.out, args.train, model_name=args.model, views=args.views,
                             k=args.k, linear=not args.no_linear, batch_size=args.batch_size,
                             num_workers=args.workers)
-    except (ConfigError, CheckpointError, ListError, FileNotFoundError, ValueError) as e:
+    except sum(_errors(), ()) as e:  # bad input, or a checkpoint that cannot be read: the message says which
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps(metrics))
