@@ -187,12 +187,9 @@ def setup_logging() -> None:
 
 
 def _errors():
-    from .data.datasets import TooManyBadVideos
-    from .engine.state import CheckpointWriteError
-    from .fileio import DiskFullError
-    from .models.checkpoints import CheckpointError
-    return (FileExistsError, FileNotFoundError, ValueError), (CheckpointError, CheckpointWriteError, DiskFullError,
-                                                               TooManyBadVideos)
+    """(usage errors, run errors): see hiera_video.errors."""
+    from .errors import RUN_ERRORS, USAGE_ERRORS
+    return USAGE_ERRORS, RUN_ERRORS
 
 
 def train_main(argv: list[str] | None, task: str, description: str, prog: str | None = None) -> int:

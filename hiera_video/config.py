@@ -21,10 +21,7 @@ from typing import Any
 import yaml
 
 from .fileio import atomic_write
-
-
-class ConfigError(ValueError):
-    """A bad config file, key or value; the message names the key."""
+from .errors import ConfigError  # noqa: F401
 
 
 TASKS = ("classify", "mae", "ava")

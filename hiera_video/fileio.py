@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import DiskFullError
+
 # Temporaries of this module (`x.tmp-123`), of older versions (`.x.123.tmp`, `.x.abc.tmp`) and
 # half-written training checkpoints (`.tmp_step_00000100`).
 _STALE = re.compile(r"(.+\.tmp-\d+|\..+\.tmp|\.tmp_step_\d+)")
@@ -35,10 +37,6 @@ _NEARLY_FULL = 1 << 20
 _ERRNO_BY_WORDS = {os.strerror(n): n for n in sorted(errno.errorcode, reverse=True)}
 
 logger = logging.getLogger("hiera_video")
-
-
-class DiskFullError(OSError):
-    """A write that did not fit on its filesystem; the message names the path and the bytes."""
 
 
 def human_bytes(n: float) -> str:

@@ -25,20 +25,9 @@ from torch.utils.data import Dataset
 from . import sampling, transforms
 from .decode import DecodeError, open_video
 from .lists import Entry
+from ..errors import TooManyBadVideos  # noqa: F401  (defined there; raised here)
 
 logger = logging.getLogger("hiera_video")
-
-
-class TooManyBadVideos(RuntimeError):
-    """Training met `max_retries + 1` unreadable videos in a row: the list or the data root is wrong."""
-
-    @staticmethod
-    def message_of(e: BaseException) -> str:
-        """The message itself, without the worker traceback a DataLoader wraps around it."""
-        lines = [line for line in str(e).splitlines() if line.strip()]
-        last = lines[-1] if lines else str(e)
-        prefix = "TooManyBadVideos: "
-        return last.split(prefix, 1)[1] if prefix in last else last
 
 
 def _to_clip(frames: np.ndarray) -> torch.Tensor:

@@ -15,10 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..fileio import atomic_write
-
-
-class ListError(ValueError):
-    """A malformed list or class file; the message names the file and line."""
+from ..errors import ListError  # noqa: F401
 
 
 @dataclass(frozen=True)

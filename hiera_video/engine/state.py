@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from .. import fileio
+from ..errors import CheckpointWriteError
 from ..models.checkpoints import CheckpointError, tensor_bytes, torch_load_untrusted
 from .distributed import full_model_state, full_optimizer_state, load_model_state, load_optimizer_state
 
@@ -215,10 +216,6 @@ def save_checkpoint(accelerator, output_dir: Path, state: TrainState, model, opt
         logger.info("checkpoint %s", final)
     accelerator.wait_for_everyone()
     return final
-
-
-class CheckpointWriteError(OSError):
-    """A checkpoint could not be written (the message says why, e.g. the disk is full)."""
 
 
 def _any(accelerator, flag: bool) -> bool:

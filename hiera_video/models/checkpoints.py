@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import fileio
+from ..errors import CheckpointError
 
 logger = logging.getLogger("hiera_video")
 
@@ -62,10 +63,6 @@ _CFG_INTS = ("num_frames", "sampling_rate", "crop_size", "test_short_side")
 # The file beside config.json + model.safetensors that holds what the official config cannot.
 EXTRA_FILE = "hiera_video.json"
 EXTRA_FORMAT = "hiera-video-hf/1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit the model; the message names the culprit."""
 
 
 @dataclass

@@ -1,0 +1,44 @@
+"""The errors a user can meet, in one module that imports nothing heavy: the CLI's one error handler
+sorts them (`USAGE_ERRORS` exit 2, `RUN_ERRORS` exit 1) without importing torch, and every layer
+raises them without importing the layer that defines the rest. Each message names its culprit (the
+config key, the file and line, the checkpoint key and both shapes)."""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A bad config file, key or value; the message names the key."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit the model; the message names the culprit."""
+
+
+class ListError(ValueError):
+    """A malformed list or class file; the message names the file and line."""
+
+
+class DiskFullError(OSError):
+    """A write that did not fit on its filesystem; the message names the path and the bytes."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (the message says why, e.g. the disk is full)."""
+
+
+class TooManyBadVideos(RuntimeError):
+    """Training met `max_retries + 1` unreadable videos in a row: the list or the data root is wrong."""
+
+    @staticmethod
+    def message_of(e: BaseException) -> str:
+        """The message itself, without the worker traceback a DataLoader wraps around it."""
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        last = lines[-1] if lines else str(e)
+        prefix = "TooManyBadVideos: "
+        return last.split(prefix, 1)[1] if prefix in last else last
+
+
+# What a command reports as one line. Usage: the input was wrong (a value, a path, a config, a list);
+# run: the job could not go on (a full disk, damaged checkpoints, no readable video).
+USAGE_ERRORS: tuple[type[BaseException], ...] = (FileExistsError, FileNotFoundError, ValueError)
+RUN_ERRORS: tuple[type[BaseException], ...] = (CheckpointError, CheckpointWriteError, DiskFullError, TooManyBadVideos)
