@@ -3,7 +3,7 @@
 Public API (README: "Python API"):
     create_model(name, pretrained=None, num_classes=None, **overrides) -> Hiera
     list_models(pattern="*") -> list of registered names
-    read_checkpoint / load_pretrained / save_model: checkpoint formats (see hiera_video.models.checkpoints)
+    read_checkpoint / load_pretrained / save_model: checkpoint formats (hiera_video.models; docs/checkpoints.md)
     save_pretrained(model, folder) / push_to_hub(model, repo_id): Hugging Face folders, official layout
     export_model(model, path, format="onnx" | "torch-export"): inference exports, checked against eager
     load_classifier(ckpt) -> model, predict(paths, ckpt, k=5, views=(5, 3)) -> top-k per video
@@ -17,8 +17,9 @@ from .api import embed, load_classifier, predict, train
 from .export import export_model
 from .models import (CheckpointError, Hiera, create_model, list_models, load_pretrained, push_to_hub,
                      read_checkpoint, save_model, save_pretrained)
+from .tasks.ava.model import HieraAVA  # registers the detector, so create_model(pretrained=) rebuilds one
 
 __version__ = "0.1.0"
-__all__ = ["CheckpointError", "Hiera", "create_model", "embed", "export_model", "list_models", "load_classifier",
+__all__ = ["CheckpointError", "Hiera", "HieraAVA", "create_model", "embed", "export_model", "list_models", "load_classifier",
            "load_config", "load_pretrained", "predict", "push_to_hub", "read_checkpoint", "save_model",
            "save_pretrained", "train", "__version__"]

@@ -10,7 +10,8 @@
 Frames, sampling, crop, normalisation and class names come from the checkpoint (this project's
 checkpoints and Hugging Face folders record them; the official tags are in the registry), so nothing
 has to be re-entered; `cfg` (a config file, shipped name or `Config`) and `labels` override them.
-The same code runs `hiera-video predict` and `hiera-video retrieve --query`.
+The same code runs `hiera-video predict` and `hiera-video retrieve --query`. The engine (Accelerate, the
+DataLoader stack) is imported on the first call, so `import hiera_video` stays quick.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from typing import Sequence
 
 import torch
 
+from .config import Config, load_config
+from .data.lists import Entry
+from .data.transforms import normalize
+
 __all__ = ["embed", "load_classifier", "predict", "train"]
 
 
 def _config(cfg, overrides: Sequence[str] = ()):
     """None, a Config, or a config file / shipped name (loaded with the overrides)."""
-    from .config import Config, load_config
     if cfg is None or isinstance(cfg, Config):
         return cfg
     return load_config(cfg, list(overrides))
@@ -124,8 +128,6 @@ def embed(paths: str | os.PathLike | Sequence[str | os.PathLike], ckpt, views: t
     `ckpt`: any checkpoint (an MAE encoder too) or an already loaded model; `settings` (a ClipSettings)
     overrides the clip settings the checkpoint records. For whole lists, resumable and distributed:
     `hiera-video embed`."""
-    from .data.lists import Entry
-    from .data.transforms import normalize
     from .engine.embed import load_backbone, pool_views
     from .engine.evaluate import clip_settings, multi_view_dataset
 

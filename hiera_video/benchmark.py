@@ -111,7 +111,7 @@ def _rate(step: Callable[[], None], batch: int, device: torch.device, warmup: in
 def _official_model(model: torch.nn.Module):
     """The official implementation with our model's weights (key names are identical)."""
     try:
-        import hiera
+        import hiera  # optional: the official package, for the side-by-side figure only
     except ImportError as e:
         raise RuntimeError("--compare-official needs the official package `hiera` (PyPI hiera-transformer "
                            "0.1.4, which imports timm): build shared/oracle/setup-venv.sh and run this "

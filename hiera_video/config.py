@@ -20,11 +20,15 @@ from typing import Any
 
 import yaml
 
+from .data.lists import read_classes
+from .errors import ConfigError, ListError, at_least, check_range, positive
 from .fileio import atomic_write
-from .errors import ConfigError  # noqa: F401
+from .models.registry import PRETRAINED, model_geometry
+from .models.sources import UnknownSource, resolve_source
+from .resources import classes_path, config_path
+from .tasks import TASKS, get_task
+from .tasks.ava.config import AvaConfig
 
-
-TASKS = ("classify", "mae", "ava")
 # Accelerate's experiment trackers that train.log_with may name, and the words that stand for a choice.
 TRACKERS = ("tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive")
 TRACKER_CHOICES = ("auto", "all", "none")
@@ -45,11 +49,11 @@ class ModelConfig:
     norm_pix_loss: bool | None = None
 
     def __post_init__(self):
-        _check_range("model.drop_path", self.drop_path, 0, 1)
-        _check_range("model.dropout", self.dropout, 0, 1)
+        check_range("model.drop_path", self.drop_path, 0, 1)
+        check_range("model.dropout", self.dropout, 0, 1)
         if self.mask_ratio is not None and not 0 < self.mask_ratio < 1:
             raise ConfigError(f"model.mask_ratio must be in (0, 1), got {self.mask_ratio}")
-        _at_least("model.num_classes", self.num_classes, 1)
+        at_least("model.num_classes", self.num_classes, 1)
         if not self.name:
             raise ConfigError("model.name is empty: choose one of hiera_video.list_models()")
         if self.pretrained == "":
@@ -92,13 +96,13 @@ class DataConfig:
             raise ConfigError(f"data.backend must be auto, decord, pyav or torchcodec (if installed), "
                               f"got {self.backend!r}")
         for key in ("num_repeats", "num_frames", "sampling_rate", "crop_size"):
-            _at_least(f"data.{key}", getattr(self, key), 1)
-        _at_least("data.num_workers", self.num_workers, 0)
+            at_least(f"data.{key}", getattr(self, key), 1)
+        at_least("data.num_workers", self.num_workers, 0)
         for key in ("test_short_side", "train_short_side"):
             if getattr(self, key) is not None and getattr(self, key) < self.crop_size:
                 raise ConfigError(f"data.{key} ({getattr(self, key)}) must be >= data.crop_size ({self.crop_size}), "
                                   f"or null: the crop is cut from frames of that short side")
-        _positive("data.target_fps", self.target_fps)
+        positive("data.target_fps", self.target_fps)
         if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1] <= 1:
             raise ConfigError(f"data.scale must be [low, high] with 0 < low <= high <= 1 (the crop's share "
                               f"of the frame area), got {self.scale}")
@@ -107,15 +111,15 @@ class DataConfig:
                 raise ConfigError(f"data.{key} must have 3 values (R, G, B), got {getattr(self, key)}")
         if not all(s > 0 for s in self.std):
             raise ConfigError(f"data.std values must be > 0 (clips are divided by them), got {self.std}")
-        _at_least("data.randaug_num_ops", self.randaug_num_ops, 0)
-        _check_range("data.randaug_magnitude", self.randaug_magnitude, 0, 30)
-        _at_least("data.randaug_std", self.randaug_std, 0)
+        at_least("data.randaug_num_ops", self.randaug_num_ops, 0)
+        check_range("data.randaug_magnitude", self.randaug_magnitude, 0, 30)
+        at_least("data.randaug_std", self.randaug_std, 0)
         if self.randaug_order not in ("before_crop", "after_crop"):
             raise ConfigError(f"data.randaug_order must be before_crop or after_crop, got {self.randaug_order!r}")
-        _check_range("data.erase_prob", self.erase_prob, 0, 1)
-        _check_range("data.label_smoothing", self.label_smoothing, 0, 1)
-        _at_least("data.mixup", self.mixup, 0)
-        _at_least("data.cutmix", self.cutmix, 0)
+        check_range("data.erase_prob", self.erase_prob, 0, 1)
+        check_range("data.label_smoothing", self.label_smoothing, 0, 1)
+        at_least("data.mixup", self.mixup, 0)
+        at_least("data.cutmix", self.cutmix, 0)
 
 
 @dataclass
@@ -132,19 +136,19 @@ class OptimConfig:
     grad_clip: float | None = 5.0  # max global gradient norm (null: no clipping)
 
     def __post_init__(self):
-        _check_range("optim.layer_decay", self.layer_decay, 0, 1, low_open=True)
+        check_range("optim.layer_decay", self.layer_decay, 0, 1, low_open=True)
         if self.optimizer not in ("adamw", "sgd"):
             raise ConfigError(f"optim.optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
-        _positive("optim.lr", self.lr)
-        _at_least("optim.lr_batch_size", self.lr_batch_size, 1)
-        _at_least("optim.min_lr", self.min_lr, 0)
-        _at_least("optim.weight_decay", self.weight_decay, 0)
-        _at_least("optim.warmup_epochs", self.warmup_epochs, 0)
-        _check_range("optim.momentum", self.momentum, 0, 1)
+        positive("optim.lr", self.lr)
+        at_least("optim.lr_batch_size", self.lr_batch_size, 1)
+        at_least("optim.min_lr", self.min_lr, 0)
+        at_least("optim.weight_decay", self.weight_decay, 0)
+        at_least("optim.warmup_epochs", self.warmup_epochs, 0)
+        check_range("optim.momentum", self.momentum, 0, 1)
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"optim.betas must be [beta1, beta2], each in [0, 1), got {self.betas}")
         if self.grad_clip is not None:
-            _positive("optim.grad_clip", self.grad_clip)
+            positive("optim.grad_clip", self.grad_clip)
 
 
 @dataclass
@@ -180,11 +184,11 @@ class TrainConfig:
         if self.on_nonfinite not in ("stop", "skip"):
             raise ConfigError(f"train.on_nonfinite must be 'stop' or 'skip', got {self.on_nonfinite!r}")
         for key in ("epochs", "batch_size", "grad_accum", "checkpoint_every", "log_every", "keep_checkpoints"):
-            _at_least(f"train.{key}", getattr(self, key), 1)
-        _at_least("train.seed", self.seed, 0)
-        _check_range("train.ema_decay", self.ema_decay, 0, 1, low_open=True)
+            at_least(f"train.{key}", getattr(self, key), 1)
+        at_least("train.seed", self.seed, 0)
+        check_range("train.ema_decay", self.ema_decay, 0, 1, low_open=True)
         if self.max_steps is not None:
-            _at_least("train.max_steps", self.max_steps, 1)
+            at_least("train.max_steps", self.max_steps, 1)
 
 
 @dataclass
@@ -200,38 +204,8 @@ class EvalConfig:
             raise ConfigError(f"eval.ensemble must be prob, logit or max, got {self.ensemble!r}")
         if self.num_spatial_crops not in (1, 3):
             raise ConfigError(f"eval.num_spatial_crops must be 1 or 3, got {self.num_spatial_crops}")
-        _at_least("eval.num_temporal_clips", self.num_temporal_clips, 1)
-        _at_least("eval.batch_size", self.batch_size, 1)
-
-
-@dataclass
-class AvaConfig:
-    """AVA v2.2 detection (`task: ava`): the official files; see hiera_video/data/ava.py."""
-    frames_root: str | None = None  # frames/{video_id}/{video_id}_{:06d}.jpg at 30 fps, 000001 = 900 s
-    video_root: str | None = None  # or {video_id}.mp4 of the 15-30 min cut (time 0 = 900 s)
-    train_annotations: str | None = None  # ava_train_v2.2.csv
-    val_annotations: str | None = None  # ava_val_v2.2.csv
-    labelmap: str | None = None  # ava_action_list_v2.2_for_activitynet_2019.pbtxt: the evaluated classes
-    train_exclusions: str | None = None  # ava_train_excluded_timestamps_v2.2.csv
-    val_exclusions: str | None = None  # ava_val_excluded_timestamps_v2.2.csv
-    train_proposals: str | None = None  # optional person detections added to the training boxes
-    val_proposals: str | None = None  # person detections scored at test time (AVA columns + score)
-    train_proposal_score: float = 0.9  # training proposals kept from this score
-    val_proposal_score: float = 0.8  # test proposals kept from this score
-    jitter: list[float] = field(default_factory=lambda: [1.0, 1.25])  # train short side = crop x U(jitter)
-    loss: str = "bce"  # bce (sigmoid multi-label) or ce (softmax cross entropy, as the paper mentions)
-    fps: int = 30  # frame rate of the extracted frames
-    capacity: int = 50  # detections kept per keyframe by the evaluator (the official cap; 0: all)
-
-    def __post_init__(self):
-        if self.loss not in ("bce", "ce"):
-            raise ConfigError(f"ava.loss must be 'bce' or 'ce', got {self.loss!r}")
-        if len(self.jitter) != 2 or not 0 < self.jitter[0] <= self.jitter[1]:
-            raise ConfigError(f"ava.jitter must be [low, high] with 0 < low <= high, got {self.jitter}")
-        _check_range("ava.train_proposal_score", self.train_proposal_score, 0, 1)
-        _check_range("ava.val_proposal_score", self.val_proposal_score, 0, 1)
-        _at_least("ava.fps", self.fps, 1)
-        _at_least("ava.capacity", self.capacity, 0)
+        at_least("eval.num_temporal_clips", self.num_temporal_clips, 1)
+        at_least("eval.batch_size", self.batch_size, 1)
 
 
 @dataclass
@@ -257,7 +231,6 @@ class Config:
 
     def _check_geometry(self) -> None:
         """The model must exist and cut the clip into whole mask units (checked before any build)."""
-        from .models.registry import model_geometry
         try:
             geometry = model_geometry(self.model.name)
         except ValueError as e:
@@ -279,21 +252,6 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _check_range(key: str, value: float, low: float, high: float, low_open: bool = False) -> None:
-    if not (low < value <= high if low_open else low <= value <= high):
-        raise ConfigError(f"{key} must be in {'(' if low_open else '['}{low}, {high}], got {value}")
-
-
-def _at_least(key: str, value: float, low: float) -> None:
-    if not value >= low:
-        raise ConfigError(f"{key} must be >= {low}, got {value}")
-
-
-def _positive(key: str, value: float) -> None:
-    if not value > 0:
-        raise ConfigError(f"{key} must be > 0, got {value}")
 
 
 def _keys(cls) -> list[str]:
@@ -445,7 +403,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     """Read a YAML config (`yaml.safe_load` rules), apply `key=value` overrides, validate. `path` is a
     file or the name of a shipped config (`k400_hiera_l`: `hiera-video configs` lists them). Without a
     path, the defaults (for code that fills in the rest); a file must hold a mapping of sections."""
-    from .resources import config_path
     data: dict[str, Any] = {}
     source = str(path) if path else "defaults"
     if path is not None:
@@ -467,50 +424,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return Config.from_dict(data, source)
 
 
-_LIST_HELP = ("make lists with `hiera-video prepare-kinetics` or `prepare-ssv2` (tools/prepare_kinetics.py, "
-              "tools/prepare_ssv2.py; formats: hiera_video/data_lists/README.md), then set it in the config or "
-              "as {key}=PATH")
-
-
 def check_paths(cfg: Config) -> None:
     """The files and folders a run reads exist: checked before any download, model build or output,
-    each error naming its config key. (What is inside them is checked as they are read.)"""
-    def need_file(key: str, value: str | None, help_text: str = "") -> None:
-        if value and not Path(value).is_file():
-            what = "is a folder, not a file" if Path(value).is_dir() else "does not exist"
-            raise ConfigError(f"{key}: {value} {what}" + (f"; {help_text}" if help_text else ""))
-
-    def need_dir(key: str, value: str | None) -> None:
-        if value and not Path(value).is_dir():
-            raise ConfigError(f"{key}: {value} is not a folder")
-
-    d, a = cfg.data, cfg.ava
-    if cfg.task == "ava":
-        if not a.frames_root and not a.video_root:
-            raise ConfigError("task ava needs ava.frames_root (extracted frames) or ava.video_root (videos)")
-        need_dir("ava.frames_root", a.frames_root)
-        need_dir("ava.video_root", a.video_root)
-        if not a.train_annotations:
-            raise ConfigError("ava.train_annotations is not set (ava_train_v2.2.csv)")
-        for key in ("train_annotations", "val_annotations", "labelmap", "train_exclusions", "val_exclusions",
-                    "train_proposals", "val_proposals"):
-            need_file(f"ava.{key}", getattr(a, key))
-    else:
-        if not d.train_list:
-            raise ConfigError("data.train_list is not set: " + _LIST_HELP.format(key="data.train_list"))
-        need_file("data.train_list", d.train_list, _LIST_HELP.format(key="data.train_list"))
-        need_file("data.val_list", d.val_list, _LIST_HELP.format(key="data.val_list"))
-        need_dir("data.root", d.root)
-        if cfg.task == "classify" and d.classes:
-            _check_class_count(d.classes, cfg.model.num_classes)
-    _check_pretrained(cfg.model.name, cfg.model.pretrained)
+    each error naming its config key (what is inside them is checked as they are read). The task knows
+    which keys it reads; the checkpoint is every task's."""
+    get_task(cfg).check_paths()
+    check_pretrained(cfg.model.name, cfg.model.pretrained)
 
 
-def _check_class_count(classes: str, num_classes: int) -> None:
+def check_class_count(classes: str, num_classes: int) -> None:
     """data.classes names as many classes as the model predicts (else every report after training would
     fail on it). A missing file stays a warning at training: only reports use the names."""
-    from .data.lists import ListError, read_classes
-    from .resources import classes_path
     if classes_path(classes) is None:
         return
     try:
@@ -522,21 +446,15 @@ def _check_class_count(classes: str, num_classes: int) -> None:
                           f"{num_classes}; make them agree")
 
 
-def _check_pretrained(name: str, pretrained: str | None) -> None:
+def check_pretrained(name: str, pretrained: str | None) -> None:
     """A URL, a Hugging Face Hub id or a tag of the model passes (downloaded later); anything else must be
-    a local path."""
-    if not pretrained or pretrained.startswith(("http://", "https://", "file://")):
+    an existing local path. Decided by the one resolver that `create_model` uses."""
+    if not pretrained:
         return
-    from .models import hub
-    from .models.registry import PRETRAINED
-    tags = PRETRAINED.get(name, {})
-    if pretrained in tags or Path(pretrained).expanduser().exists():
-        return
-    if pretrained.startswith(hub.HUB_PREFIX) or hub.is_hub_id(pretrained):
-        return
-    known = f"tags of {name}: {', '.join(tags)}" if tags else f"{name} has no downloadable tags"
-    raise ConfigError(f"model.pretrained: {pretrained} is neither an existing file or folder, a Hugging Face "
-                      f"Hub id (owner/name, hf-hub:owner/name), nor a checkpoint tag ({known})")
+    try:
+        resolve_source(pretrained, PRETRAINED.get(name, {}), model=name, must_exist=True)
+    except UnknownSource as e:
+        raise ConfigError(f"model.pretrained: {e}") from None
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -42,3 +42,18 @@ class TooManyBadVideos(RuntimeError):
 # run: the job could not go on (a full disk, damaged checkpoints, no readable video).
 USAGE_ERRORS: tuple[type[BaseException], ...] = (FileExistsError, FileNotFoundError, ValueError)
 RUN_ERRORS: tuple[type[BaseException], ...] = (CheckpointError, CheckpointWriteError, DiskFullError, TooManyBadVideos)
+
+
+def check_range(key: str, value: float, low: float, high: float, low_open: bool = False) -> None:
+    if not (low < value <= high if low_open else low <= value <= high):
+        raise ConfigError(f"{key} must be in {'(' if low_open else '['}{low}, {high}], got {value}")
+
+
+def at_least(key: str, value: float, low: float) -> None:
+    if not value >= low:
+        raise ConfigError(f"{key} must be >= {low}, got {value}")
+
+
+def positive(key: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{key} must be > 0, got {value}")

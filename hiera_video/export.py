@@ -1,19 +1,10 @@
 """Exporting a classifier for inference outside this package: ONNX and `torch.export` programs.
 
-`export_model(model, path, format=...)` writes
-
-  * `"onnx"`: an ONNX graph from `torch.onnx.export`, by the torch.export-based exporter (`dynamo=True`,
-    the default) or the TorchScript-based one (`dynamo=False`); input `input` [B, C, T, H, W] (images
-    [B, C, H, W]), output `logits` [B, num_classes] (logits, never softmax), the batch axis dynamic;
-  * `"torch-export"`: a `.pt2` file from `torch.export.export` + `torch.export.save`, batch dynamic,
-    loaded back with `torch.export.load(path).module()`.
-
-The file is written under a temporary name and renamed when complete, as every result of this project.
-With `check=True` (the default) the exported file is run on random clips at batch sizes other than the
-example's (onnxruntime for ONNX, when installed; the loaded program for torch.export) and compared with
-the eager model: the largest absolute difference is reported, and one above `tolerance` (relative to the
-eager logits' scale, so 1e-4 means 1e-4 of max |logit|, at least 1e-4 absolute) raises `ExportError`
-(the file is kept, for inspection).
+`export_model(model, path, format="onnx" | "torch-export")` writes the file atomically, with a dynamic
+batch axis and logits (never softmax) as output. With `check=True` (the default) the file is run at other
+batch sizes and compared with the eager model; a difference above `tolerance` (relative to the logits'
+scale) raises `ExportError` and keeps the file.
+Details: docs/models.md (hiera_video/export.py).
 """
 
 from __future__ import annotations
@@ -30,6 +21,7 @@ from pathlib import Path
 import torch
 
 from . import fileio
+from .models.mae import MaskedAutoencoderHiera
 
 logger = logging.getLogger("hiera_video")
 
@@ -68,7 +60,6 @@ def _input_shape(model: torch.nn.Module, batch_size: int) -> list[int]:
 
 
 def _check_exportable(model: torch.nn.Module) -> None:
-    from .models.mae import MaskedAutoencoderHiera
     name = getattr(model, "name", None) or type(model).__name__
     if isinstance(model, MaskedAutoencoderHiera):
         raise ExportError(f"{name}: an MAE (random masks, a loss) is not exported; export a classifier, or "
@@ -81,7 +72,7 @@ def export_model(model: torch.nn.Module, path: str | os.PathLike, format: str = 
                  opset: int | None = None, dynamo: bool = True, check: bool = True, tolerance: float = 1e-4,
                  check_batch_sizes: tuple[int, ...] | None = None) -> ExportReport:
     """Export `model` (a classifier; `num_classes=0` exports pooled features) to `path`. Returns an
-    `ExportReport` (see the module docstring).
+    `ExportReport` (see docs/models.md).
 
     format: "onnx" or "torch-export".
     batch_size: the example's batch size (the batch axis stays dynamic; 2 or more, since torch.export

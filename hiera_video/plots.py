@@ -12,6 +12,8 @@ import math
 import os
 from collections.abc import Sequence
 
+from .viz import save_figure
+
 # (metrics.jsonl key, legend) of the validation panel, shown as percentages; the first found decides it.
 _METRIC_PANELS = ((("val_top1", "top-1"), ("val_top5", "top-5")), (("val_map", "frame-mAP"),))
 
@@ -75,5 +77,4 @@ def curves_figure(rows: Sequence[dict]):
 
 def write_curves(rows: Sequence[dict], path: str | os.PathLike) -> None:
     """curves_figure(rows) as a PNG, written atomically (a reader never sees half a picture)."""
-    from .viz import save_figure
     save_figure(curves_figure(rows), path)

@@ -66,7 +66,7 @@ def search(queries: torch.Tensor, index: torch.Tensor, k: int, exclude: torch.Te
 
 def search_faiss(queries: torch.Tensor, index: torch.Tensor, k: int, exclude: torch.Tensor | None = None):
     """The same as `search` with FAISS's exact inner-product index (needs `faiss` installed)."""
-    import faiss
+    import faiss  # optional: the exact search above needs only torch
     valid = torch.isfinite(index).all(1)
     rows = torch.nonzero(valid).squeeze(1)
     fi = faiss.IndexFlatIP(index.shape[1])

@@ -99,7 +99,7 @@ def mae_figure(model, clip, mask, mean, std, max_frames: int = 8, scale: int = 1
     `max_frames`), rows original / masked input (deleted units grey) / reconstruction (visible
     patches kept, masked ones predicted). `clip` is a normalised [C, T, H, W] video (or [C, H, W]
     image), `mask` [U] bool (True = kept). Returns uint8 [H, W, 3], 2-pixel white gaps."""
-    import torch
+    import torch  # here: the PNG helpers above work without torch
 
     x = clip.unsqueeze(0).float()
     rec = model.reconstruct(x, mask.view(1, -1))[0]  # [C, T', H, W] or [C, H, W], normalised

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 import hiera_video
-from hiera_video.data.ava import (AVADataset, FrameSource, Keyframe, clip_frame_indices, collate_ava, flip_boxes,
+from hiera_video.tasks.ava.dataset import (AVADataset, FrameSource, Keyframe, clip_frame_indices, collate_ava, flip_boxes,
                                   training_keyframes, transform_clip_and_boxes)
-from hiera_video.data.ava_io import frame_path, keyframe_index
-from hiera_video.models.detection import HieraAVA, ava_loss, ava_scores, roi_align
-from hiera_video.models.registry import create_ava_model
+from hiera_video.tasks.ava.io import frame_path, keyframe_index
+from hiera_video.tasks.ava.model import HieraAVA, ava_loss, ava_scores, roi_align
+from hiera_video.tasks.ava.model import create_ava_model
 
 
 # --------------------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def test_detector_checkpoint_rebuilds_itself_and_a_classifier_initialises_the_ba
 
 
 def test_dataset_reads_extracted_frames_and_collates(tmp_path):
-    from hiera_video.data.synthetic_ava import encode_jpeg
+    from hiera_video.tasks.ava.synthetic import encode_jpeg
     vid = "abcdefghijk"
     for i in range(0, 130):  # 900.0 s .. 904.3 s at 30 fps
         rgb = np.full((48, 64, 3), i, np.uint8)

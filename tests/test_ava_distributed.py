@@ -15,7 +15,7 @@ import torch
 
 import hiera_video
 from hiera_video.config import load_config
-from hiera_video.models.registry import create_ava_model
+from hiera_video.tasks.ava.model import create_ava_model
 
 ROOT = Path(__file__).parents[1]
 CFG = ROOT / "configs" / "synthetic_ava_hiera_tiny.yaml"
@@ -23,10 +23,10 @@ CFG = ROOT / "configs" / "synthetic_ava_hiera_tiny.yaml"
 
 @pytest.fixture(scope="module")
 def ava_eval(tmp_path_factory):
-    from hiera_video.data.synthetic_ava import make_dataset
+    from hiera_video.tasks.ava.synthetic import make_ava_dataset
 
     root = tmp_path_factory.mktemp("ava_dist")
-    make_dataset(root / "data", num_train=0, num_val=2, seconds=8, seed=0, workers=1, progress=False)
+    make_ava_dataset(root / "data", num_train=0, num_val=2, seconds=8, seed=0, workers=1, progress=False)
     torch.manual_seed(0)
     hiera_video.save_model(create_ava_model("hiera_test_8x64"), root / "detector.pt")
     a = root / "data" / "annotations"
@@ -44,7 +44,7 @@ def _detections(folder: Path) -> list[list[str]]:
 
 
 def test_two_processes_split_the_keyframes_and_agree_with_one(ava_eval, fresh_accelerate):
-    from hiera_video.engine.ava import evaluate_ava
+    from hiera_video.tasks.ava.task import evaluate_ava
 
     root, overrides = ava_eval
     one = evaluate_ava(load_config(CFG, overrides), str(root / "detector.pt"), root / "one")

@@ -19,11 +19,11 @@ ROOT = Path(__file__).parents[1]
 @pytest.fixture(scope="module")
 def ava_run(tmp_path_factory):
     from accelerate.state import AcceleratorState, GradientState
-    from hiera_video.data.synthetic_ava import make_dataset
+    from hiera_video.tasks.ava.synthetic import make_ava_dataset
     from hiera_video.engine.train import train
 
     root = tmp_path_factory.mktemp("ava")
-    make_dataset(root / "data", num_train=40, num_val=8, seconds=10, seed=0, progress=False)
+    make_ava_dataset(root / "data", num_train=40, num_val=8, seconds=10, seed=0, progress=False)
     a = root / "data" / "annotations"
     overrides = [f"ava.frames_root={root / 'data' / 'frames'}", f"ava.train_annotations={a / 'ava_train_v2.2.csv'}",
                  f"ava.val_annotations={a / 'ava_val_v2.2.csv'}",
@@ -71,8 +71,8 @@ def test_evaluation_scores_clearly_above_chance_and_agrees_with_ava_map(ava_run,
     from_files = json.loads(capsys.readouterr().out)
     assert abs(from_files["mAP"] - metrics["mAP"]) < 1e-6
     # Chance: random scores for the same boxes (the proposals), averaged over 20 draws.
-    from hiera_video.engine.ava_map import frame_map_from_rows
-    from hiera_video.data.ava_io import read_annotations, read_exclusions, read_labelmap
+    from hiera_video.tasks.ava.metric import frame_map_from_rows
+    from hiera_video.tasks.ava.io import read_annotations, read_exclusions, read_labelmap
     gt = read_annotations(a / "ava_val_v2.2.csv")
     labelmap = read_labelmap(a / "ava_action_list_v2.2_for_activitynet_2019.pbtxt")
     excluded = read_exclusions(a / "ava_val_excluded_timestamps_v2.2.csv")

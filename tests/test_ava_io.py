@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from hiera_video.data.ava_io import (AvaFormatError, frame_path, keyframe_index, read_annotations,
+from hiera_video.tasks.ava.io import (AvaFormatError, frame_path, keyframe_index, read_annotations,
                                      read_detections, read_exclusions, read_labelmap, read_proposals,
                                      write_detections, write_labelmap)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hiera_video.data.ava_io import write_detections, write_labelmap
-from hiera_video.engine.ava_map import box_iou, frame_map, frame_map_from_rows
+from hiera_video.tasks.ava.io import write_detections, write_labelmap
+from hiera_video.tasks.ava.metric import box_iou, frame_map, frame_map_from_rows
 from conftest import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]

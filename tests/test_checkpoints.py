@@ -11,8 +11,9 @@ from safetensors.torch import save_file
 
 import hiera_video
 from conftest import assert_close_rel, load_fixture
-from hiera_video.models.checkpoints import (CheckpointError, adapt_state_dict, atomic_save, read_checkpoint,
-                                            save_model)
+from hiera_video.errors import CheckpointError
+from hiera_video.models.adapt import adapt_state_dict
+from hiera_video.models.checkpoints import atomic_save, read_checkpoint, save_model
 
 NAME = "hiera_test_8x64"  # registered with the video fixture's geometry
 

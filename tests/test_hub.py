@@ -13,8 +13,10 @@ import pytest
 import torch
 
 import hiera_video
-from hiera_video.models import hub
-from hiera_video.models.checkpoints import EXTRA_FILE, CheckpointError, read_checkpoint, save_model
+from hiera_video.models import hub, sources
+from hiera_video.models.official import EXTRA_FILE
+from hiera_video.errors import CheckpointError
+from hiera_video.models.checkpoints import read_checkpoint, save_model
 from hiera_video.models.hub import push_to_hub, save_pretrained
 
 NAME = "hiera_test_8x64"  # the tiny video config: 8x64x64, embed_dim 16, 1 head, stages (1, 2, 3, 1)
@@ -105,7 +107,7 @@ def test_value_the_official_model_cannot_express_is_refused_or_written_aside(tmp
 
 
 def test_ava_detector_is_refused_with_the_alternative(tmp_path):
-    from hiera_video.models.registry import create_ava_model
+    from hiera_video.tasks.ava.model import create_ava_model
     with pytest.raises(CheckpointError, match=r"not an official Hiera model.*save_model"):
         save_pretrained(create_ava_model(NAME, ava_num_classes=3), tmp_path / "ava")
 
@@ -138,14 +140,16 @@ def test_project_checkpoint_gives_pretrained_cfg_and_a_resized_head_drops_the_na
     assert resized.pretrained_cfg["classes"] is None and resized.pretrained_cfg["num_frames"] == 8
 
 
-def test_official_tag_metadata_in_the_schema():
+def test_official_tag_metadata_in_the_schema(monkeypatch):
     from hiera_video.data.lists import read_classes
-    from hiera_video.models.registry import _resolve_pretrained, tag_pretrained_cfg
+    from hiera_video.models import factory
+    from hiera_video.models.registry import tag_pretrained_cfg
     cfg = tag_pretrained_cfg("hiera_base_16x224", "mae_k400_ft_k400")
     assert cfg["classes"] == read_classes("kinetics400") and len(cfg["classes"]) == 400
     assert (cfg["mean"], cfg["std"], cfg["num_frames"], cfg["sampling_rate"], cfg["crop_size"]) == (
         [0.45] * 3, [0.225] * 3, 16, 4, 224)
-    url, meta = _resolve_pretrained("hiera_base_16x224", "mae_k400_ft_k400")
+    monkeypatch.setattr(factory, "read_checkpoint", lambda source: source)  # what would be downloaded
+    url, meta = factory.read_pretrained("hiera_base_16x224", "mae_k400_ft_k400")
     assert url.endswith("/hiera_base_16x224.pth") and meta == cfg
     assert tag_pretrained_cfg("hiera_base_16x224", "mae_k400")["classes"] is None  # an MAE has no classes
 
@@ -162,7 +166,7 @@ def test_model_without_checkpoint_has_an_empty_pretrained_cfg():
     ("runs/model.pt", False), ("./acme/tiny", False), ("/abs/folder", False), ("a/b/c", False),
     ("model.safetensors", False), ("~/x/y", False)])
 def test_hub_id_or_path(value, expected):
-    assert hub.is_hub_id(value) is expected
+    assert sources.is_hub_id(value) is expected
 
 
 def test_existing_local_path_wins_over_a_hub_id(tmp_path, monkeypatch, clip):
@@ -270,11 +274,11 @@ def test_a_mistyped_local_folder_names_both_readings(offline_cache):
 
 
 def test_a_config_may_name_a_hub_checkpoint():
-    from hiera_video.config import ConfigError, _check_pretrained
-    _check_pretrained("hiera_base_16x224", "facebook/hiera_base_16x224.mae_k400_ft_k400")
-    _check_pretrained("hiera_base_16x224", "hf-hub:acme/tiny@v2")
+    from hiera_video.config import ConfigError, check_pretrained
+    check_pretrained("hiera_base_16x224", "facebook/hiera_base_16x224.mae_k400_ft_k400")
+    check_pretrained("hiera_base_16x224", "hf-hub:acme/tiny@v2")
     with pytest.raises(ConfigError, match="model.pretrained: ./nope.pt is neither"):
-        _check_pretrained("hiera_base_16x224", "./nope.pt")
+        check_pretrained("hiera_base_16x224", "./nope.pt")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import torch
 import hiera_video
 from conftest import assert_close_rel, load_fixture
 from hiera_video.models import CheckpointError, count_flops, save_model
-from hiera_video.models.checkpoints import official_config_to_kwargs
+from hiera_video.models.official import official_config_to_kwargs
 from hiera_video.models.mae import MaskedAutoencoderHiera
 
 

@@ -11,7 +11,7 @@ import torch
 import hiera_video
 from hiera_video.config import load_config
 from hiera_video.data.lists import read_list, write_list
-from hiera_video.mae_study import labelled_subset
+from hiera_video.tasks.mae.study import labelled_subset
 
 
 def test_recipe_configs_share_one_geometry_with_room_for_mask_ratio_0_9():

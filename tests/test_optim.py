@@ -109,7 +109,7 @@ def test_ema_update_applied_and_state_dict():
 
 
 def test_ema_refuses_another_model_and_names_keys():
-    from hiera_video.models.checkpoints import CheckpointError
+    from hiera_video.errors import CheckpointError
     ema = ModelEma(torch.nn.Linear(2, 2), 0.9)
     with pytest.raises(ValueError, match="missing.*'weight'"):
         ema.update(torch.nn.Sequential(torch.nn.Linear(2, 2)))

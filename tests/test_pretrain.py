@@ -97,7 +97,7 @@ def test_model_name_must_fit_the_task(data, tmp_path):
 
 
 def test_mae_validation_masks_do_not_depend_on_the_batch():
-    from hiera_video.engine.train import mae_clip_losses
+    from hiera_video.tasks.mae.task import mae_clip_losses
     model = hiera_video.create_model("mae_hiera_test_8x64", mask_ratio=0.75).eval()
     x = torch.randn(3, 3, 8, 64, 64)
     views = torch.tensor([[7, 0, 0], [3, 0, 0], [9, 0, 0]])

@@ -92,7 +92,7 @@ def test_probe_errors_name_the_culprit(data, tmp_path, capsys):
 # mae-diagnose: the two measurements behind docs/mae_study.md
 # --------------------------------------------------------------------------------------------------
 def test_stage_statistics_see_a_collapsed_stage():
-    from hiera_video.engine.mae_diagnose import stage_statistics
+    from hiera_video.tasks.mae.diagnose import stage_statistics
     torch.manual_seed(0)
     model = hiera_video.create_model("hiera_test_8x64", num_classes=0).eval()
     clips = torch.randn(4, 3, 8, 64, 64)
@@ -120,7 +120,7 @@ def test_stage_statistics_see_a_collapsed_stage():
 
 def test_fusion_ablation_and_the_command(mae_checkpoint, data, tmp_path, capsys):
     from hiera_video.commands.mae_diagnose import main
-    from hiera_video.engine.mae_diagnose import fusion_ablation
+    from hiera_video.tasks.mae.diagnose import fusion_ablation
     mae = hiera_video.create_model(pretrained=str(mae_checkpoint)).eval()
     clips = torch.randn(3, 3, 8, 64, 64)
     f = fusion_ablation(mae, clips, 0.75)

@@ -18,7 +18,7 @@ import torch
 from hiera_video.data import datasets
 from hiera_video.data.datasets import ClipDataset, MultiViewDataset
 from hiera_video.data.lists import Entry
-from hiera_video.data.synthetic import write_video
+from hiera_video.synthetic.video import write_video
 from test_sampling import LONG_VIDEOS, SHORT_VIDEOS
 
 BITS, H, W, TOP, BAND_ROWS = 9, 144, 256, 16, 112  # bands fill rows 16..127; margins survive the 1-crop

@@ -13,8 +13,8 @@ import av
 import numpy as np
 import pytest
 
-from hiera_video.data.synthetic import (CLASS_SETS, CLASSES, DURATION_RANGE, DYNAMICS_CLASSES, FPS_CHOICES,
-                                        PATH_CLASSES, SIZE_CHOICES, draw_clip, make_dataset, plan_clip,
+from hiera_video.synthetic.actions import (CLASS_SETS, CLASSES, DURATION_RANGE, DYNAMICS_CLASSES, FPS_CHOICES,
+                                        PATH_CLASSES, SIZE_CHOICES, draw_clip, make_action_dataset, plan_clip,
                                         render_clip, write_video)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,7 +167,7 @@ NUM_TRAIN, NUM_VAL = 16, 8
 def datasets(tmp_path_factory):
     """Seed 0 written by 1 and by 2 workers, and the first video of seed 1."""
     root = tmp_path_factory.mktemp("synthetic")
-    summaries = {name: make_dataset(root / name, n_train, n_val, seed=seed, workers=workers, progress=False)
+    summaries = {name: make_action_dataset(root / name, n_train, n_val, seed=seed, workers=workers, progress=False)
                  for name, n_train, n_val, seed, workers in [("one", NUM_TRAIN, NUM_VAL, 0, 1),
                                                              ("two", NUM_TRAIN, NUM_VAL, 0, 2),
                                                              ("seed1", 1, 0, 1, 1)]}
@@ -228,18 +228,18 @@ def test_resume_writes_nothing_new_and_refills_gaps(datasets):
     root, _ = datasets
     out = root / "one"
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.mp4")}
-    again = make_dataset(out, NUM_TRAIN, NUM_VAL, seed=0, workers=1, progress=False)
+    again = make_action_dataset(out, NUM_TRAIN, NUM_VAL, seed=0, workers=1, progress=False)
     assert again["written"] == 0 and again["skipped"] == NUM_TRAIN + NUM_VAL
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.mp4")} == mtimes
 
     victim = out / read_list(out / "val.csv")[5][0]
     before = victim.read_bytes()
     victim.unlink()
-    assert make_dataset(out, NUM_TRAIN, NUM_VAL, seed=0, workers=1, progress=False)["written"] == 1
+    assert make_action_dataset(out, NUM_TRAIN, NUM_VAL, seed=0, workers=1, progress=False)["written"] == 1
     assert victim.read_bytes() == before
 
     with pytest.raises(ValueError, match="seed"):  # never mixes two datasets in one folder
-        make_dataset(out, NUM_TRAIN, NUM_VAL, seed=3, workers=1, progress=False)
+        make_action_dataset(out, NUM_TRAIN, NUM_VAL, seed=3, workers=1, progress=False)
 
 
 def test_cli_and_dataset_size_does_not_change_videos(datasets, tmp_path):
@@ -304,10 +304,10 @@ def test_dynamics_classes_change_speed_as_named():
 
 def test_a_class_set_is_recorded_and_never_mixed(tmp_path):
     out = tmp_path / "paths"
-    make_dataset(out, 6, 0, seed=0, workers=1, progress=False, classes="paths")
+    make_action_dataset(out, 6, 0, seed=0, workers=1, progress=False, classes="paths")
     assert out.joinpath("classes.txt").read_text().splitlines() == list(PATH_CLASSES)
     rows = read_list(out / "train.csv")
     assert [label for _, label in rows] == list(range(6)) and rows[4][0] == "train/orbit_clockwise/000004.mp4"
     assert json.loads((out / "synthetic.json").read_text())["classes"] == "paths"
     with pytest.raises(ValueError, match="holds a synthetic dataset"):
-        make_dataset(out, 6, 0, seed=0, workers=1, progress=False)  # the default set: another dataset
+        make_action_dataset(out, 6, 0, seed=0, workers=1, progress=False)  # the default set: another dataset

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hiera_video.data.synthetic_ava import (ACTIONS, FPS, MOTIONS, frame_relpath, keyframe_index, keyframe_seconds,
-                                            make_dataset, plan_video, read_jpeg, video_id)
+from hiera_video.tasks.ava.synthetic import (ACTIONS, FPS, MOTIONS, frame_relpath, keyframe_index, keyframe_seconds,
+                                            make_ava_dataset, plan_video, read_jpeg, video_id)
 
 REPO = Path(__file__).resolve().parents[1]
 OFFICIAL_LABELS = Path("/work/shared/data/labels/ava_v2.2_60classes.txt")
@@ -24,7 +24,7 @@ ANNOTATIONS = {"ava_train_v2.2.csv", "ava_val_v2.2.csv", "ava_action_list_v2.2_f
 @pytest.fixture(scope="module")
 def ava(tmp_path_factory):
     out = tmp_path_factory.mktemp("ava") / "syn"
-    summary = make_dataset(out, workers=2, **ARGS)
+    summary = make_ava_dataset(out, workers=2, **ARGS)
     return out, summary
 
 
@@ -212,7 +212,7 @@ def test_actions_need_time():
 def test_deterministic_and_resumable(ava, tmp_path):
     first, _ = ava
     out = tmp_path / "again"
-    make_dataset(out, workers=1, **ARGS)  # other workers, same files
+    make_ava_dataset(out, workers=1, **ARGS)  # other workers, same files
     for name in ANNOTATIONS:
         assert (out / "annotations" / name).read_bytes() == (first / "annotations" / name).read_bytes(), name
     for name in ("frame_lists/train.csv", "frame_lists/val.csv", "synthetic_ava.json"):
@@ -235,7 +235,7 @@ def test_deterministic_and_resumable(ava, tmp_path):
     lost.unlink()
     (lost.parent / f"{lost.name}.tmp-999").write_bytes(b"half a jpeg")
     (out / "annotations" / "ava_val_v2.2.csv").write_text("garbage\n")
-    summary = make_dataset(out, workers=1, **ARGS)
+    summary = make_ava_dataset(out, workers=1, **ARGS)
     assert (summary["written"], summary["skipped"]) == (1, 2)
     assert lost.read_bytes() == original and kept.stat().st_mtime_ns == stamp
     assert not list(lost.parent.glob("*.tmp-*"))
@@ -243,9 +243,9 @@ def test_deterministic_and_resumable(ava, tmp_path):
         (first / "annotations" / "ava_val_v2.2.csv").read_bytes()
 
     with pytest.raises(ValueError, match="same settings"):
-        make_dataset(out, **{**ARGS, "seconds": SECONDS + 1})
+        make_ava_dataset(out, **{**ARGS, "seconds": SECONDS + 1})
     with pytest.raises(ValueError, match="seconds"):
-        make_dataset(tmp_path / "short", **{**ARGS, "seconds": 3})
+        make_ava_dataset(tmp_path / "short", **{**ARGS, "seconds": 3})
 
 
 def test_cli(tmp_path, capsys):

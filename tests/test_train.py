@@ -94,7 +94,7 @@ def test_sigkill_at_any_moment_then_resume_gives_identical_weights(data, tmp_pat
 
 def poison_loss(monkeypatch, at_call: int, value: float):
     """Make the training loss `value` (NaN, inf) at its `at_call`-th computation."""
-    from hiera_video.engine import tasks
+    from hiera_video.tasks import classify as tasks
     from hiera_video.engine import train as engine
     calls = {"n": 0}
     real = tasks.soft_target_cross_entropy

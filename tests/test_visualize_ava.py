@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import load_tool
-from hiera_video.viz_boxes import DET_COLOR, GT_COLOR, annotate_keyframe, group_detections, read_rgb
+from hiera_video.tasks.ava.viz import DET_COLOR, GT_COLOR, annotate_keyframe, group_detections, read_rgb
 
 GREY = 128
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hiera_video.data.synthetic import write_video
+from hiera_video.synthetic.video import write_video
 
 BITS = 8
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ..cli import command
-from ..engine.ava_map import frame_map
+from ..tasks.ava.metric import frame_map
 
 
 @command

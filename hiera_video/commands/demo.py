@@ -22,7 +22,7 @@ from ..cli import command, setup_logging
 from ..config import load_config
 from ..data.check import check_entries
 from ..data.lists import read_list
-from ..data.synthetic import make_dataset
+from ..synthetic.actions import make_action_dataset
 from ..engine.embed import extract_embeddings
 from ..engine.evaluate import evaluate
 from ..engine.train import latest_checkpoint, train
@@ -43,7 +43,7 @@ def main(argv=None, prog=None) -> int:
     setup_logging()
     start = time.perf_counter()
 
-    summary = make_dataset(args.data, args.train, args.val, seed=0, workers=args.workers)
+    summary = make_action_dataset(args.data, args.train, args.val, seed=0, workers=args.workers)
     print(f"[1/5] synthetic dataset in {args.data}: {summary['written']} videos written, {summary['skipped']} "
           f"already there ({summary['seconds']:.0f} s)")
     entries = read_list(args.data / "train.csv") + read_list(args.data / "val.csv")

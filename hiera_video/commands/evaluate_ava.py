@@ -30,9 +30,7 @@ def main(argv=None, prog=None) -> int:
     setup_logging()
     try:
         cfg = load_config(args.cfg, args.overrides)
-        if cfg.task != "ava":
-            raise ConfigError(f"{args.cfg} is a task {cfg.task!r} config; AVA evaluation needs task: ava")
-        from ..engine.ava import evaluate_ava
+        from ..tasks.ava.task import evaluate_ava
         metrics = evaluate_ava(cfg, args.ckpt, args.out)
     except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

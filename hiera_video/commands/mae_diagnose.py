@@ -27,7 +27,7 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the random encoder and the masks")
     args = p.parse_args(argv)
     setup_logging()
-    from ..engine.mae_diagnose import diagnose
+    from ..tasks.mae.diagnose import diagnose
     try:
         cfg = load_cli_config(args.cfg, args.overrides)
         result = diagnose(cfg, args.ckpt, args.list, args.out, args.videos, args.seed)

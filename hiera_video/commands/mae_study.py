@@ -42,7 +42,7 @@ def _ints(text: str) -> list[int]:
 
 @command
 def main(argv=None, prog=None) -> int:
-    from ..data.synthetic import CLASS_SETS
+    from ..synthetic.actions import CLASS_SETS
 
     p = command_parser(__doc__, prog)
     p.add_argument("--out", type=output_folder, required=True, help="study folder (resumable)")
@@ -68,7 +68,7 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--workers", type=non_negative_int, default=2, help="data workers (default 2; 0: in this process)")
     args = p.parse_args(argv)
     setup_logging()
-    from ..mae_study import Study, prepare_data
+    from ..tasks.mae.study import Study, prepare_data
 
     has_lists = args.data is not None or args.unlabelled is not None
     class_set = "dynamics"

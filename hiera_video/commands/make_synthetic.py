@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..cli import command
-from ..data.synthetic import CLASS_SETS, make_dataset
+from ..synthetic.actions import CLASS_SETS, make_action_dataset
 
 
 @command
@@ -30,7 +30,7 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     try:
-        summary = make_dataset(args.out, args.train, args.val, seed=args.seed, workers=args.workers,
+        summary = make_action_dataset(args.out, args.train, args.val, seed=args.seed, workers=args.workers,
                                progress=not args.no_progress, classes=args.classes)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..cli import command
-from ..data.synthetic_ava import make_dataset
+from ..tasks.ava.synthetic import make_ava_dataset
 
 
 @command
@@ -30,7 +30,7 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     try:
-        summary = make_dataset(args.out, args.videos_train, args.videos_val, seconds=args.seconds,
+        summary = make_ava_dataset(args.out, args.videos_train, args.videos_val, seconds=args.seconds,
                                seed=args.seed, width=args.width, height=args.height, workers=args.workers,
                                progress=not args.no_progress)
     except ValueError as e:

@@ -19,7 +19,7 @@ from pathlib import Path
 import av  # noqa: F401  (PyAV before anything imports decord: see hiera_video/data/decode.py)
 
 from ..cli import command
-from ..viz_boxes import visualize_ava
+from ..tasks.ava.viz import visualize_ava
 
 
 @command

@@ -1,5 +1,5 @@
 """The input side: data lists, video decoding, frame sampling, transforms, mixing, datasets and
-synthetic data."""
+and the checks of video files."""
 
 # Before anything imports decord: see the note in decode.py.
 import av  # noqa: F401

@@ -1,15 +1,9 @@
 """Loader throughput: decoded and augmented training clips per second, per backend and per worker.
 
-The training path is measured exactly as training runs it (ClipDataset + DataLoader + collate):
-decode 16 frames at stride 4, RandAugment (MAE-ST's 2 ops, on the decoded frames by default, or on the
-crop with `randaug_order="after_crop"`), random resized crop to 224, flip; `short_side` first resizes
-the decoded frames (the recipes' data.train_short_side: 256). Timing starts after the
-first batch so that worker start-up does not count.
-
-`make_pan_videos` writes a stand-in for a preprocessed Kinetics set when none is at hand: 10-second
-426x320 H.264 clips (GOP 16, as tools/resize_videos.py writes) of a camera-like pan and zoom over a
-multi-scale random texture, which costs the decoder about what natural footage does, unlike flat
-synthetic shapes.
+The training path is measured as training runs it (ClipDataset + DataLoader + collate), timed from
+after the first batch. `make_pan_videos` writes panning-texture H.264 clips that cost the decoder about
+what natural footage does, for when no preprocessed Kinetics set is at hand.
+Details: docs/data.md (hiera_video/data/bench.py).
 """
 
 from __future__ import annotations
@@ -21,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..synthetic.video import write_video
 from .datasets import ClipDataset, MultiViewDataset, collate_clips, collate_views
 from .lists import Entry, write_list
 from .transforms import RandAugment
@@ -74,8 +69,6 @@ def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
 def make_pan_videos(out_dir: str | Path, num_videos: int = 8, seconds: float = 10.0, size=(426, 320),
                     fps: int = 30, gop: int = 16, seed: int = 0) -> Path:
     """Write `num_videos` panning-texture clips and a `list.csv` for them; returns the list path."""
-    from .synthetic import write_video
-
     out_dir = Path(out_dir)
     width, height = size
     rows = []

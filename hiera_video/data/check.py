@@ -17,6 +17,8 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Iterator, Sequence
 
+import av
+
 from .decode import _DECORD_FAILED, DecodeError, available_backends, open_video, probe_rotation
 from .lists import Entry
 
@@ -25,7 +27,6 @@ IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "ti
 
 
 def _declared_and_decoded(path: str, full: bool) -> tuple[int, int, str]:
-    import av
     with av.open(path) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate

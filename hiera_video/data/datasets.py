@@ -1,16 +1,10 @@
 """Datasets for video classification, their collate functions, and bad-video bookkeeping.
 
-Items hold **uint8** clips `[C, T, H, W]`: the per-clip CPU work (decode, crop, flip, RandAugment)
-happens in DataLoader workers, while normalisation, random erasing and mixup/cutmix run batch-wise on
-the training device (`BatchAugment`), which keeps workers light and moves 4x fewer bytes.
-
-* `ClipDataset` (training): one random clip per video; with repeated sampling, one decode yields
-  `num_repeats` independently augmented clips. An unreadable video is never fatal: the item is
-  replaced by another random video (at most `max_retries` times in a row), and the skipped files travel
-  with the batch (`batch["bad"]`) so the main process can log each once and count them per epoch.
-* `MultiViewDataset` (evaluation): every view of a video, `num_temporal_clips x num_spatial_crops`,
-  each labelled (video index, temporal index, spatial index) so that evaluation aggregates exactly. An
-  unreadable video is never replaced: its item has no views and an `error`.
+Items hold uint8 clips `[C, T, H, W]`: workers decode, crop, flip and RandAugment, while normalisation,
+random erasing and mixup/cutmix run batch-wise on the training device (`BatchAugment`). `ClipDataset`
+(training) replaces an unreadable video by another and reports it with the batch; `MultiViewDataset`
+(evaluation) labels every view so that evaluation aggregates exactly, and never replaces a video.
+Details: docs/data.md (hiera_video/data/datasets.py).
 """
 
 from __future__ import annotations

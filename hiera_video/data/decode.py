@@ -1,29 +1,11 @@
-"""Video decoding behind one small interface, with two backends (and an optional third).
+"""Video decoding behind one small interface, with two backends (and an optional third): `decord` (the
+default; seeks to keyframes), `pyav` (sequential; for MPEG-TS and whatever decord cannot read) and,
+only when chosen by name, `torchcodec`.
 
-* `decord` (default, for mp4/mov, WebM and MKV): builds a frame index when the file is opened, then
-  seeks to the keyframe before each requested frame and decodes only what it needs. Fast, especially
-  on short-GOP files (tools/resize_videos.py writes those), and exact on VP8/VP9 WebM and MKV
-  (measured: zero pixel difference from FFmpeg's decode).
-* `pyav`: decodes sequentially from the start up to the last requested frame. Used for MPEG-TS (decord
-  opens it but returns the wrong frames), and whenever decord cannot open or read a file (AV1, some
-  narrow frames); a file decord failed on goes straight to PyAV for the rest of the process.
-* `torchcodec`: only when installed and chosen by name (`backend="torchcodec"`); not a dependency.
-
-What every reader guarantees, whatever the backend:
-
-* Frames come in **display orientation**: a file with a rotation in its display matrix (phone footage)
-  is turned as FFmpeg shows it (decord does this itself; PyAV readers turn the frames).
-* A requested frame that cannot be decoded raises `DecodeError`, never a copy of another frame: an mp4
-  whose index promises more frames than its data holds (an interrupted download) says so, e.g. "frame
-  50 of 60 requested but the data ends after frame 29".
-* Indices are **nominal**: frame i means time t0 + i / fps, so that sampling (a pure function of frame
-  count and fps) stays right on variable-frame-rate files. For a VFR file `fps` is the average rate
-  (frame count / duration) and index i gives the frame shown at that time (the last one whose
-  presentation time is <= t); for constant-rate files this is the identity. `is_vfr` and
-  `frame_times` (seconds, presentation order) say what the reader found.
-
-Any failure raises `DecodeError`, which names the file and the backend, so that datasets can skip or
-report the video.
+Every reader gives frames in display orientation, raises `DecodeError` (naming the file and backend)
+rather than return a copy of another frame, and uses nominal indices (frame i is time t0 + i / fps), so
+that sampling stays right on variable-frame-rate files.
+Details: docs/data.md (hiera_video/data/decode.py).
 """
 
 from __future__ import annotations

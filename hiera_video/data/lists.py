@@ -14,8 +14,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fileio import atomic_write
 from ..errors import ListError  # noqa: F401
+from ..fileio import atomic_write
+from ..resources import classes_path, list_class_lists
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,6 @@ def write_list(list_path: str | os.PathLike, rows: list[tuple[str, int]]) -> Non
 def read_classes(path: str | os.PathLike) -> list[str]:
     """Class names, one per line (line index = label). `path` may also name a shipped list
     (`kinetics400`, `ssv2`, ...: hiera_video/data_lists/)."""
-    from ..resources import classes_path, list_class_lists
     found = classes_path(path)
     if found is None:
         raise ListError(f"class file not found: {path} (shipped lists: {', '.join(list_class_lists())})")

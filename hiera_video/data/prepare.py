@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .lists import ListError
 from ..fileio import atomic_write
+from .lists import ListError, write_classes
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
 
@@ -159,8 +159,6 @@ def write_split(split: Split, out_dir: str | os.PathLike) -> Path:
 
 def write_lists(out_dir: str | os.PathLike, classes: list[str], splits: list[Split]) -> list[str]:
     """`classes.txt` and every split's list in `out_dir`; one summary line per split."""
-    from .lists import write_classes
-
     write_classes(Path(out_dir) / "classes.txt", classes)
     lines = []
     for split in splits:

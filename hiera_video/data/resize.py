@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from .prepare import VIDEO_EXTENSIONS
+import av
+from tqdm import tqdm
+
 from ..fileio import atomic_path
+from .prepare import VIDEO_EXTENSIONS
 
 
 def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -31,8 +34,6 @@ def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 def resize_video(src: str | os.PathLike, dst: str | os.PathLike, short_side: int = 320, gop: int = 16,
                  crf: int = 23) -> tuple[int, int]:
     """Re-encode `src` to `dst` (H.264 mp4). Returns the output size (w, h)."""
-    import av
-
     with atomic_path(dst) as tmp, av.open(str(src)) as inp:
         if not inp.streams.video:
             raise ValueError("no video stream")
@@ -93,8 +94,6 @@ def resize_tree(src_dir: str | os.PathLike, dst_dir: str | os.PathLike, short_si
                 workers: int = 1, progress: bool = True) -> ResizeSummary:
     """Resize every video under `src_dir` into the same layout under `dst_dir`; files already there
     are skipped, so a rerun resumes an interrupted one."""
-    from tqdm import tqdm
-
     summary = ResizeSummary()
     todo = []
     for src, dst in plan(src_dir, dst_dir):

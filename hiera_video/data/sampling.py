@@ -1,27 +1,11 @@
 """Which frames make a clip: pure functions of the video's frame count and frame rate.
 
-The official Hiera checkpoints were finetuned and tested with the PySlowFast / MAE-ST Kinetics loader,
-so the stride ("16x4") sampling here gives exactly that loader's frame indices:
-
-* A clip spans `clip_size = sampling_rate * num_samples / target_fps * fps` of the file's frames
-  (16x4 at 30 fps: 64 frames; at 25 fps: 53.33), a real number, never rounded.
-  `delta = max(num_frames - clip_size, 0)` is the room left for the start.
-* Start: training draws `uniform(0, delta)` (a real number); test view i of n ("offset sampling", as
-  MAE-ST's Kinetics sets) starts at `i * floor(delta / (n - 1))`, or `floor(delta / 2)` when n = 1.
-* Frames: `num_samples` points of `linspace(start, start + clip_size - 1)` in float32 (as the
-  reference's torch.linspace), clamped to `[0, num_frames - 1]`, then truncated. At 30 fps the step
-  is therefore 63 / 15 = 4.2 frames (0, 4, 8, 12, 16, 21, ...), not 4. A video shorter than a clip
-  starts at 0 and repeats its last frame.
-
-Something-Something-v2 uses segment sampling (PySlowFast's ssv2 dataset): the frames are split into
-`num_segments` segments with bounds `round(k * (num_frames - 1) / num_segments)`; training takes a
-uniformly random integer in each segment's closed interval [start, end], a single test view its
-midpoint `(start + end) // 2`. PySlowFast gives every temporal test view the same frames, so for
-several views we follow VideoMAE's SSv2 test loader, whose 2 views take the frames at offsets 0 and
-1/2 of each of the `num_frames / num_segments` long segments; view v of V takes offset v / V.
-
-Randomness comes from an optional `torch.Generator` (the global torch RNG by default), so that seeding
-torch, as DataLoader workers do, makes sampling reproducible.
+Stride ("16x4") sampling gives exactly the frame indices of the PySlowFast / MAE-ST Kinetics loader that
+the official Hiera checkpoints were finetuned and tested with: a clip span that is never rounded and
+float32 linspace indices, so the step at 30 fps is 4.2 frames, not 4. Something-Something-v2 uses
+PySlowFast's segment sampling, with VideoMAE's test views. Randomness comes from an optional
+`torch.Generator`, so seeding torch makes sampling reproducible.
+Details: docs/data.md (hiera_video/data/sampling.py).
 """
 
 from __future__ import annotations

@@ -1,19 +1,12 @@
 """Video transforms in plain torch: resizing, cropping, flipping, RandAugment, normalisation and
 random erasing.
 
-Two kinds live here, told apart by what they take:
-
-* Per-clip CPU transforms (DataLoader workers) take and return a uint8 clip `[C, T, H, W]` (RGB) and
-  apply one set of parameters to every frame: one crop box, one flip decision, one list of
-  RandAugment ops and magnitudes per clip.
-* Batch transforms (training device) take a float batch `[B, C, T, H, W]`: `normalize` and
-  `random_erasing` (mixup/cutmix is in `mix.py`).
-
-Every random function takes `generator: torch.Generator | None` and makes all of its draws from it
-(the global torch RNG when None); Python's `random` and numpy are never used, so seeding torch makes
-a run reproducible and resumable.
-
+Per-clip CPU transforms (DataLoader workers) take a uint8 clip `[C, T, H, W]` and apply one set of
+parameters to every frame; batch transforms (training device) take a float batch `[B, C, T, H, W]`.
+Every random draw comes from the `generator` argument (the global torch RNG when None), never from
+Python's `random` or numpy, so seeding torch makes a run reproducible and resumable.
 Letters in shape comments: B batch, C channels, T frames, H/W height/width.
+Details: docs/data.md (hiera_video/data/transforms.py).
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
 """The one place an entry point gets its `Accelerator`: the launch is checked first, so a requested
 distributed mode either runs as requested or stops with a message saying why and what to do.
 
-What runs where (Accelerate 1.x, read from the variables `accelerate launch` sets):
-
-    GPUs, --multi_gpu / --use_fsdp / --use_deepspeed     as requested (what each entry point supports
-                                                         is its own business: train() refuses FSDP)
-    no GPU, --multi_gpu --num_processes N                N processes, data parallel over gloo
-    no GPU, --use_fsdp or --use_deepspeed                refused: Accelerate does not shard on CPU
-    --num_processes N > 1 without --multi_gpu            refused: Accelerate starts one process
-
-Left to itself Accelerate gets two of these silently wrong on a machine without GPUs: N torchrun
-processes become N independent single-process runs that all write the same folder (unless told
-`cpu=True`), and telling it `cpu=True` turns an FSDP or DeepSpeed launch into plain DDP.
+Without GPUs, `--multi_gpu --num_processes N` runs N processes, data parallel over gloo, and FSDP,
+DeepSpeed and several processes without `--multi_gpu` are refused; left to itself, Accelerate would
+silently make N independent runs that write one folder, or turn FSDP or DeepSpeed into plain DDP.
+Details: docs/training.md (hiera_video/engine/accel.py).
 """
 
 from __future__ import annotations
@@ -22,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration
 
 logger = logging.getLogger("hiera_video")
 
@@ -45,7 +40,7 @@ def world_size(env: Mapping[str, str]) -> int:
 
 
 def check_launch(env: Mapping[str, str], has_gpu: bool) -> bool:
-    """Raises LaunchError for a launch that would not run as asked (see the module docstring).
+    """Raises LaunchError for a launch that would not run as asked (see docs/training.md).
     Returns whether Accelerate must be told `cpu=True` (several processes, no GPU: gloo data parallel)."""
     n = world_size(env)
     if not has_gpu:
@@ -73,9 +68,6 @@ def build_accelerator(*, mixed_precision: str = "no", grad_accum: int = 1, proje
     folder (checkpoints) with the logs of local trackers (TensorBoard, ...) in its tensorboard/;
     `log_with` is Accelerate's: tracker names and/or `GeneralTracker` objects (engine/train.py checks
     the names' packages first); `kw` goes to `Accelerator` as is (dataloader_config, ...)."""
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
-
     cpu = check_launch(os.environ, torch.cuda.is_available())
     if project_dir is not None:
         kw["project_config"] = ProjectConfiguration(project_dir=str(project_dir),

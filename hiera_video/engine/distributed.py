@@ -1,23 +1,11 @@
 """Full (gathered) model and optimizer states, loading them back into shards, and the weights-in-sync
-check, for every way a model is spread over processes: plain, DDP (as Accelerate wraps it), FSDP2
-(`fully_shard`, DTensor parameters) and FSDP1 (`FullyShardedDataParallel` with `use_orig_params=True`,
-as Accelerate wraps it).
+check, for plain, DDP, FSDP2 (`fully_shard`) and FSDP1 (`use_orig_params=True`) models.
 
-The checkpoint format (engine/state.py) keeps one full copy of everything, so a checkpoint of a
-sharded run resumes unsharded and the other way round. Unsharded models take the plain path
-(`state_dict()` / `load_state_dict()`, bitwise what they always did); sharded ones go through
-`torch.distributed.checkpoint.state_dict` with `full_state_dict=True`.
-
-Conventions, for every function here:
-* every process calls it, in the same order (gathering and sharding are collectives);
-* `model` is the prepared model (what `accelerator.prepare` returned, or the `fully_shard`ed module):
-  FSDP1 needs its wrapper, which `accelerator.unwrap_model` would remove;
-* full states are complete on the main process only; the other processes get `{}` (gathering a
-  672M-parameter model onto every process would cost each one a CPU copy for nothing);
-* keys are named as `accelerator.unwrap_model(model).state_dict()` names them: no `module.`,
-  `_orig_mod.` or `_fsdp_wrapped_module.` prefixes;
-* the optimizer state is `torch.optim.Optimizer.state_dict()`'s format (integer parameter ids, in
-  the order of the optimizer's groups), whatever the sharding.
+Unsharded models take the plain `state_dict()` / `load_state_dict()` path; sharded ones go through
+`torch.distributed.checkpoint.state_dict` with `full_state_dict=True`. Every process calls each function,
+in the same order, with the prepared model (FSDP1 needs its wrapper); full states are complete on the
+main process only (`{}` elsewhere), keyed as the unwrapped model names them.
+Details: docs/training.md (hiera_video/engine/distributed.py).
 """
 
 from __future__ import annotations
@@ -28,8 +16,10 @@ from typing import Iterator
 
 import torch
 import torch.distributed as dist
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_optimizer_state_dict,
+                                                     set_model_state_dict, set_optimizer_state_dict)
 
-from ..models.checkpoints import CheckpointError
+from ..errors import CheckpointError
 
 logger = logging.getLogger("hiera_video")
 
@@ -156,7 +146,6 @@ def full_model_state(accelerator, model: torch.nn.Module) -> dict[str, torch.Ten
         return {clean_name(k): v.detach().to("cpu", copy=True) for k, v in sd.items()} if _is_main(accelerator) else {}
     if not is_sharded(model):
         return _detached_copies(_strip(model).state_dict(), model) if _is_main(accelerator) else {}
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
     _reshard(model)
     sd = get_model_state_dict(_strip(model), options=StateDictOptions(full_state_dict=True,
                                                                       cpu_offload=_offload(model)))
@@ -202,7 +191,6 @@ def load_model_state(accelerator, model: torch.nn.Module, sd: dict[str, torch.Te
     if not is_sharded(model):
         _strip(model).load_state_dict(sd)
         return
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
     set_model_state_dict(_strip(model), sd, options=StateDictOptions(full_state_dict=True, strict=True))
 
 
@@ -234,7 +222,6 @@ def full_optimizer_state(accelerator, model: torch.nn.Module, optimizer) -> dict
                                   "DeepSpeed's consolidation (not implemented): use FSDP")
     if not is_sharded(model):
         return optimizer.state_dict() if _is_main(accelerator) else {}
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
     names = _names_in_optimizer_order(model, optimizer)
     sd = get_optimizer_state_dict(_strip(model), _inner(optimizer),
                                   options=StateDictOptions(full_state_dict=True, cpu_offload=_offload(model)))
@@ -259,7 +246,6 @@ def load_optimizer_state(accelerator, model: torch.nn.Module, optimizer, state: 
     if not is_sharded(model):
         optimizer.load_state_dict(state)
         return
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
     names = _names_in_optimizer_order(model, optimizer)
     groups = state["param_groups"]
     ids = [i for g in groups for i in g["params"]]

@@ -1,19 +1,11 @@
 """Clip embeddings: one L2-normalised vector per video of a list, for search and retrieval.
 
 A video's embedding is the backbone's pooled pre-logits feature (`forward_head(..., pre_logits=True)`),
-pooled over the chosen views (mean, or max), then L2-normalised. Output folder:
-
-    embeddings.npy   float32 [N, D]; row i = line i of the list; a NaN row for an unreadable video
-    index.csv        path, label (empty for an unlabelled list)
-    meta.json        model, checkpoint, clip settings, views, pooling, dimension, date, unreadable videos
-    parts/           finished chunks; an interrupted extraction resumes from them
-    parts/extraction.json   what defines the extraction the parts belong to
-
-Work is split into chunks of videos; each finished chunk is written atomically, so a rerun (with any
-number of processes) only computes what is missing. A rerun reuses the parts only if they were made by
-the same extraction: checkpoint (a fingerprint of its bytes), list (its content and the videos it
-names), views, pooling, chunk size, clip settings, model and decoder; anything else is an error naming
-what differs, never rows of one extraction mixed into another.
+pooled over the chosen views (mean or max), then L2-normalised. The output folder holds embeddings.npy
+(float32 [N, D], row i = line i of the list, NaN for an unreadable video), index.csv and meta.json.
+Work is split into chunks written atomically to parts/, so a rerun with any number of processes computes
+only what is missing, and only from parts of the same extraction (otherwise an error names what differs).
+Details: docs/training.md (hiera_video/engine/embed.py).
 """
 
 from __future__ import annotations
@@ -29,11 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from ..config import Config
 from ..data.datasets import collate_views
 from ..data.lists import read_list
 from ..fileio import atomic_path
+from .accel import build_accelerator
 from .evaluate import clip_settings, load_model, multi_view_dataset, predict_views
 
 logger = logging.getLogger("hiera_video")
@@ -170,10 +164,7 @@ def check_parts(parts: Path, spec: dict) -> bool:
 def extract_embeddings(cfg: Config | None, ckpt_path: str, list_path: str, out_dir: str | Path,
                        temporal: int = 1, spatial: int = 1, pool: str = "mean", model_name: str | None = None,
                        chunk: int = 512, batch_size: int = 4, num_workers: int = 2, root: str | None = None) -> dict:
-    """See the module docstring. Returns meta.json's content (on every process)."""
-    from tqdm import tqdm
-
-    from .accel import build_accelerator
+    """See docs/training.md (hiera_video/engine/embed.py). Returns meta.json's content (on every process)."""
 
     accelerator = build_accelerator()
     out = Path(out_dir)

@@ -17,14 +17,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate.utils import gather_object
+from torch.utils.data import DataLoader
+from torchmetrics.functional.classification import multiclass_accuracy
+from tqdm import tqdm
 
 from ..config import Config
 from ..data.datasets import MultiViewDataset, collate_views
 from ..data.lists import Entry, read_classes, read_list
 from ..data.transforms import normalize
 from ..models import Checkpoint, create_model, read_checkpoint
-from ..models.checkpoints import is_mae_config
+from ..models.official import is_mae_config
 from ..resources import classes_path, list_class_lists
+from ..viz import confusion_png
+from .accel import build_accelerator
+from .distributed import is_sharded
 
 logger = logging.getLogger("hiera_video")
 
@@ -136,20 +143,17 @@ def predict_views(accelerator, model, loader, num_classes: int, mean, std, progr
     temporal, spatial). Returns (views [N, 3], outputs [N, D], labels [N], unreadable {video index:
     (path, error)}), complete on every process. Outputs are logits, with `features` the pooled
     pre-logits features, or with `forward(model, x, views)` whatever it returns ([n, D])."""
-    from accelerate.utils import gather_object
-    from tqdm import tqdm
-
     model.eval()
     rows: dict[tuple[int, int, int], tuple[torch.Tensor, int]] = {}
     unreadable: dict[int, tuple[str, str]] = {}
     width = None
     bar = tqdm(loader, desc=progress, disable=progress is None or not accelerator.is_main_process,
                leave=False, dynamic_ncols=True)
-    from .distributed import is_sharded
     # A sharded model's forward is a collective: every process must run it for every batch, even one
     # whose videos were all unreadable (it then runs on one blank clip whose output is dropped).
     sharded = is_sharded(model)
     if sharded and features:
+        # Imported here: only FSDP2 runs (torch >= 2.5) need it, and torch 2.4 does not have it.
         from torch.distributed.fsdp import register_fsdp_forward_method
         for name in ("forward_features", "forward_head"):  # FSDP2 hooks only cover forward()
             register_fsdp_forward_method(accelerator.unwrap_model(model), name)
@@ -189,7 +193,6 @@ def predict_views(accelerator, model, loader, num_classes: int, mean, std, progr
 
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
-    from torchmetrics.functional.classification import multiclass_accuracy
     if len(labels) == 0:
         return {"top1": float("nan"), "top5": float("nan")}
     # torchmetrics answers in float32 (0.99 -> 0.9900000095); six decimals are exact up to 10^6 videos.
@@ -242,8 +245,6 @@ def confusion_matrix(pred: torch.Tensor, labels: torch.Tensor, num_classes: int)
 def write_reports(out: Path, entries: list[Entry], names: list[str], videos: torch.Tensor, scores: torch.Tensor,
                   unreadable: dict, num_views: int, how: str) -> dict:
     """metrics.json, predictions.csv, per_class.csv and confusion.png in `out`; returns the metrics."""
-    from ..viz import confusion_png
-
     out.mkdir(parents=True, exist_ok=True)
     C = scores.shape[1]
     labels = torch.tensor([entries[i].label for i in videos.tolist()], dtype=torch.long)
@@ -287,9 +288,6 @@ def write_reports(out: Path, entries: list[Entry], names: list[str], videos: tor
 def evaluate(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None, model_name: str | None = None) -> dict:
     """Multi-view evaluation of `ckpt_path` on `cfg.eval.list` (else `cfg.data.val_list`); see the
     module docstring. Writes the reports to `out_dir` (default output_dir/eval) on the main process."""
-    from torch.utils.data import DataLoader
-
-    from .accel import build_accelerator
 
     accelerator = build_accelerator(mixed_precision=cfg.train.mixed_precision)
     list_path = cfg.eval.list or cfg.data.val_list

@@ -21,9 +21,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from accelerate import PartialState
 
 from ..config import Config
 from ..fileio import atomic_write
+from ..models import create_model, save_model
+from ..retrieval import load_index
+from .embed import extract_embeddings
 
 logger = logging.getLogger("hiera_video")
 
@@ -69,8 +73,6 @@ def _accuracy(scores: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
 
 def load_embeddings(folder: Path) -> tuple[torch.Tensor, torch.Tensor, int]:
     """(embeddings [n, D], labels [n], unreadable count) of an embedding folder's readable rows."""
-    from ..retrieval import load_index
-
     emb, _, labels, _ = load_index(folder)
     if any(lb is None for lb in labels):
         raise ValueError(f"{folder}: the list has unlabelled lines; a probe needs `path label` lines")
@@ -81,8 +83,6 @@ def load_embeddings(folder: Path) -> tuple[torch.Tensor, torch.Tensor, int]:
 def write_random_init(model_name: str, path: Path, cfg: Config | None = None, seed: int = 0) -> Path:
     """A randomly initialised encoder of `model_name` (the model's own initialisation, seeded), written as
     a checkpoint so that it is probed exactly as trained weights are: the yardstick for pretraining."""
-    from ..models import create_model, save_model
-
     overrides = {}
     if cfg is not None:
         overrides["input_size"] = (cfg.data.num_frames, cfg.data.crop_size, cfg.data.crop_size)
@@ -100,9 +100,6 @@ def run_probe(cfg: Config | None, ckpt: str, val_list: str, out: str | Path, tra
               temperature: float = 0.07, linear: bool = True, batch_size: int = 4, num_workers: int = 2) -> dict:
     """Embed the lists with `ckpt` (into OUT/embeddings/{train,val}, resumable), fit the probes, write
     OUT/probe.json. Returns the metrics (on every process; only the main one writes)."""
-    from accelerate import PartialState
-
-    from .embed import extract_embeddings
 
     out = Path(out)
     folders = {"val": out / "embeddings" / "val"}

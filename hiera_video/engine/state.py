@@ -1,29 +1,12 @@
 """Resumable training state: written atomically, verified before use, read without unpickling.
 
-A checkpoint is a folder `output_dir/checkpoints/step_N/`:
-
-    model.safetensors   the full model weights (gathered from the shards of an FSDP run)
-    optimizer.pt        the full optimizer.state_dict() torch.save; read with weights_only=True
-    scheduler.pt        lr scheduler state              idem
-    scaler.pt           fp16 gradient scaler state      idem, only with fp16
-    ema.safetensors     EMA weights                     only with train.ema
-    rng_{rank}.pt       each process's RNG states       tensors and ints only
-    state.json          progress counters (TrainState)
-    manifest.json       written last: format, step, processes, and size + SHA-256 of every file
-
-Accelerate's `save_state` would pickle the counters and the RNG states, and its `load_state` would
-unpickle them: a run folder on a shared filesystem could then run code on resume. Nothing here is
-unpickled: JSON, safetensors and `torch.load(weights_only=True)`.
-
-A checkpoint is written as `.tmp_step_N/` and renamed when complete, then `latest` names it. On
-resume every candidate is verified against its manifest (every file present, sizes and hashes
-equal); a damaged or missing newest checkpoint falls back to the newest intact one with a warning
-naming both, and no intact checkpoint at all is an error, never a silent restart.
-
-Sharded (FSDP) runs write the same files: every process takes part in gathering the full model,
-optimizer and EMA states (engine/distributed.py), the main process writes them; on resume every
-process reads them and keeps its own shards. So a checkpoint does not depend on how the run was
-spread: a sharded run resumes unsharded, or on another number of processes, and the other way round.
+A checkpoint is a folder `output_dir/checkpoints/step_N/`: safetensors weights (model, EMA), optimizer,
+scheduler, scaler and per-process RNG states read with `torch.load(weights_only=True)`, counters in
+state.json, and manifest.json, written last, with the size and SHA-256 of every file. It is written as
+`.tmp_step_N/` and renamed when complete; resume verifies each candidate against its manifest and falls
+back to the newest intact one, never to a silent restart. Sharded (FSDP) runs save gathered full states
+(engine/distributed.py), so a checkpoint resumes on any number of processes, sharded or not.
+Details: docs/training.md (hiera_video/engine/state.py).
 """
 
 from __future__ import annotations
@@ -38,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors.torch
 import torch
 
 from .. import fileio
-from ..errors import CheckpointWriteError
-from ..models.checkpoints import CheckpointError, tensor_bytes, torch_load_untrusted
+from ..errors import CheckpointError, CheckpointWriteError
+from ..models.checkpoints import tensor_bytes, torch_load_untrusted
 from .distributed import full_model_state, full_optimizer_state, load_model_state, load_optimizer_state
 
 logger = logging.getLogger("hiera_video")
@@ -137,8 +121,7 @@ def _write_torch(path: Path, obj: Any) -> None:
 
 
 def _write_safetensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save
-    payload = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    payload = safetensors.torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
     with fileio.open_for_write(path) as f:
         f.write(payload)
 
@@ -319,9 +302,8 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
 # Loading
 # ------------------------------------------------------------------------------------------------
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
     try:
-        return load_file(str(path))
+        return safetensors.torch.load_file(str(path))
     except Exception as e:  # safetensors raises its own types
         raise CheckpointError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
 

@@ -1,33 +1,12 @@
-"""Training with Hugging Face Accelerate: one loop for finetuning (`task: classify`), MAE pretraining
-(`task: mae`) and AVA detection (`task: ava`). What differs between them (model, datasets, batch
-augmentation, loss, validation, the figure that picks model_best.pt) is the task object's
-(`engine/tasks.py`, `engine/ava.py`); the loop itself has no task branches.
-
-One loop for one CPU, many GPUs, many nodes, FSDP: all of that comes from `accelerate config` /
-`accelerate launch` flags (DeepSpeed stops at the start: its optimizer state is not gathered yet).
-What the loop guarantees:
-
-* **Exact resumption.** The sampler yields `(index, seed)` pairs that depend only on (run seed, epoch),
-  and every random draw of the data pipeline for a sample uses its own seed, so a clip's augmentation
-  does not depend on which worker made it or on how many batches were skipped. The DataLoader has its
-  own generator, so making an iterator never touches the global RNG, which drop path, random erasing
-  and mixup use and which the checkpoint saves. A run killed at any point and resumed from its last
-  checkpoint ends with the same weights as an uninterrupted one (bitwise on CPU).
-* **Checkpoints that cannot run code or lose a run** (`engine/state.py`): written atomically with a
-  manifest of sizes and hashes, read without unpickling; resume verifies them and falls back to the
-  newest intact one. A fresh run never writes into a folder that holds any part of a run.
-* **Cheap checks first.** Config values, lists, roots and checkpoint paths are checked before any
-  download or model build, and a start that fails leaves nothing behind.
-* **No silent corruption.** A non-finite loss stops the run naming the update (or skips the update,
-  `train.on_nonfinite=skip`) before any weight changes.
-* **Exact validation.** Predictions are gathered with their ids and de-duplicated, so padding added to
-  even out processes never counts twice and unreadable videos are reported, not replaced.
-* **Honest throughput.** clips/s counts from the end of each epoch's first update, so start-up,
-  `torch.compile` and worker start are not in it, and validation never is.
-* **Trackers and curves that never stop a run.** `train.log_with` picks Accelerate's experiment trackers
-  (TensorBoard when installed, by default); a named tracker whose package is missing stops the start,
-  not the run. They get the config as hyperparameters, each update's loss and lr, and each epoch's
-  figures. `curves.png` (matplotlib) is redrawn after every epoch; a failure to draw is a warning.
+"""Training with Hugging Face Accelerate: one loop, the class `Trainer` (`train(cfg)` runs it), for
+finetuning (`task: classify`), MAE pretraining (`task: mae`) and AVA detection (`task: ava`). What
+differs between them (model, datasets, batch augmentation, loss, validation, the figure that picks
+model_best.pt) is the task object's (`tasks/__init__.py`, `tasks/ava/task.py`); the loop has no task
+branches. CPU, multi-GPU, multi-node and FSDP come from `accelerate launch` flags (DeepSpeed stops at
+the start). A resumed run ends with the weights of an uninterrupted one; cheap checks come before any
+download; a non-finite loss stops the run before any weight changes; validation counts each video once;
+clips/s leaves out start-up and validation; trackers and curves never stop a run.
+Details: docs/training.md (hiera_video/engine/train.py).
 """
 
 from __future__ import annotations
@@ -40,20 +19,26 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import accelerate.utils
 import torch
+from accelerate import DataLoaderConfiguration
+from accelerate.utils import broadcast_object_list, set_seed
 from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
 
 from ..config import Config, ConfigError, check_paths, save_config
 from ..data.datasets import BadVideos, TooManyBadVideos
+from ..data.lists import read_classes
+from ..errors import CheckpointError
 from ..fileio import atomic_write, remove_stale_temporaries
 from ..models import save_model
-from ..models.checkpoints import CheckpointError
 from ..plots import matplotlib_missing, write_curves
+from ..resources import classes_path
+from ..tasks import get_task
 from .accel import build_accelerator
 from .distributed import full_model_state, weights_in_sync
 from .optim import ModelEma, build_optimizer, build_scheduler
-from .state import TrainState, find_resumable, latest_checkpoint, load_checkpoint, save_checkpoint  # noqa: F401
-from .tasks import Task, eval_dataset, get_task, mae_clip_losses, train_dataset  # noqa: F401
+from .state import TrainState, find_resumable, latest_checkpoint, load_checkpoint, save_checkpoint
 
 logger = logging.getLogger("hiera_video")
 
@@ -184,109 +169,108 @@ def _resume_point(cfg: Config) -> tuple[Path | None, list[str]]:
 # The loop
 # ------------------------------------------------------------------------------------------------
 def train(cfg: Config, trackers: Sequence = ()) -> dict:
-    """Train as `cfg` says; returns the last epoch's metrics. See the module docstring. `trackers`:
+    """Train as `cfg` says; returns the last epoch's metrics. See docs/training.md. `trackers`:
     Accelerate `GeneralTracker` objects to log to besides those of `train.log_with`."""
-    from accelerate import DataLoaderConfiguration
-    from accelerate.utils import set_seed
-
-    check_paths(cfg)  # lists, roots, checkpoint paths: before any download, model build or folder
-    log_with = tracker_names(cfg.train.log_with) + list(trackers)  # a missing package stops here
-    out = Path(cfg.output_dir)
-    accelerator = build_accelerator(
-        mixed_precision=cfg.train.mixed_precision, grad_accum=cfg.train.grad_accum, project_dir=out,
-        log_with=log_with or None, step_scheduler_with_optimizer=False,
-        dataloader_config=DataLoaderConfiguration(even_batches=True, use_seedable_sampler=False))
-    set_seed(cfg.train.seed)
-    if accelerator.distributed_type.value == "DEEPSPEED":
-        raise ValueError("DeepSpeed runs are not supported yet (its optimizer state is not gathered into the "
-                         "checkpoint format); use FSDP (accelerate launch --use_fsdp) or --multi_gpu")
-    resume_from = _agree_on_start(accelerator, cfg)
-
-    task = get_task(cfg)
-    data = task.datasets()  # lists are read here: a bad list fails before any download
-    model = task.build_model()
-    sampler = EpochSampler(len(data.train), cfg.train.seed)
-    videos_per_step = cfg.train.batch_size // cfg.data.num_repeats
-    train_loader = DataLoader(data.train, batch_size=videos_per_step, sampler=sampler, drop_last=True,
-                              collate_fn=data.collate_train, **_loader_kwargs(cfg))
-    val_loader = (DataLoader(data.val, batch_size=cfg.eval.batch_size, shuffle=False, collate_fn=data.collate_val,
-                             **_loader_kwargs(cfg)) if data.val is not None else None)
-
-    global_batch = cfg.train.batch_size * accelerator.num_processes * cfg.train.grad_accum
-    lr = cfg.optim.lr * global_batch / cfg.optim.lr_batch_size
-    optimizer = build_optimizer(model, lr, cfg.optim.weight_decay, cfg.optim.layer_decay, cfg.optim.betas,
-                                cfg.optim.optimizer, cfg.optim.momentum)
-    if cfg.model.compile:
-        model = torch.compile(model)
-    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
-    if val_loader is not None:
-        val_loader = accelerator.prepare(val_loader)
-    steps_per_epoch = len(train_loader) // cfg.train.grad_accum
-    if steps_per_epoch == 0:
-        raise ValueError(f"{len(data.train)} training videos make no full step of {global_batch} clips "
-                         f"(train.batch_size x processes x grad_accum); lower train.batch_size")
-    scheduler = build_scheduler(optimizer, round(cfg.optim.warmup_epochs * steps_per_epoch),
-                                steps_per_epoch * cfg.train.epochs, cfg.optim.min_lr / lr)
-    state = TrainState()
-    # The prepared model: FSDP1's state-dict functions need its root wrapper (DDP is unwrapped inside).
-    ema = ModelEma(model, cfg.train.ema_decay) if cfg.train.ema else None
-    if resume_from is not None:
-        load_checkpoint(resume_from, accelerator, state, model, optimizer, scheduler, ema)
-        logger.info("resumed from %s: epoch %d, update %d of the epoch, %d in all", resume_from, state.epoch,
-                    state.step_in_epoch, state.global_step)
-    # Only now, with data, model and state in hand, does the run leave anything in its folder.
-    if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
-        _trim_metrics(out / "metrics.jsonl", state.epoch)
-        logger.info("%s: %d training videos, %d clips per update (%d per process x %d processes x %d "
-                    "accumulated), lr %.3g (%.3g at %d clips), %d updates per epoch", cfg.model.name,
-                    len(data.train), global_batch, cfg.train.batch_size, accelerator.num_processes,
-                    cfg.train.grad_accum, lr, cfg.optim.lr, cfg.optim.lr_batch_size, steps_per_epoch)
-    # TensorBoard writes into tensorboard/hiera_video/ (SETUP: a fresh run refuses a folder holding it).
-    accelerator.init_trackers("hiera_video", config=hyperparameters(cfg))
-
-    loop = _Loop(cfg, accelerator, task, task.batch_augment(), model, optimizer, scheduler, ema, state, out,
-                 steps_per_epoch)
-    metrics: dict = {}
-    try:
-        while state.epoch < cfg.train.epochs:
-            sampler.set_epoch(state.epoch)
-            metrics = loop.train_epoch(train_loader)
-            if val_loader is not None:  # with the EMA weights swapped in, when there is an EMA
-                with ema.applied() if ema is not None else contextlib.nullcontext():
-                    metrics.update(task.validate(accelerator, model, val_loader))
-            loop.end_epoch(metrics)
-            if cfg.train.max_steps and state.global_step >= cfg.train.max_steps:
-                break
-    finally:  # trackers flush and close their files even when the run stops on an error
-        accelerator.end_training()
-    if not metrics:  # resumed a finished run: report its last epoch
-        rows = read_metrics(out / "metrics.jsonl")
-        metrics = rows[-1] if rows else {}
-    return metrics
+    return Trainer(cfg, trackers).fit()
 
 
-class _Loop:
-    """One epoch of updates, and what ends an epoch (best model, weights, metrics, checkpoint)."""
+class Trainer:
+    """One run: the task's data and model, the optimizer, schedule and EMA, prepared by Accelerate and
+    resumed from the run's last checkpoint when there is one; `fit()` runs the epochs. The task object
+    decides everything task-specific; this class has no task branch."""
 
-    def __init__(self, cfg, accelerator, task: Task, augment, model, optimizer, scheduler, ema, state: TrainState,
-                 out: Path, steps_per_epoch: int):
-        self.cfg, self.accelerator, self.task, self.augment = cfg, accelerator, task, augment
+    def __init__(self, cfg: Config, trackers: Sequence = ()):
+        check_paths(cfg)  # lists, roots, checkpoint paths: before any download, model build or folder
+        log_with = tracker_names(cfg.train.log_with) + list(trackers)  # a missing package stops here
+        out = Path(cfg.output_dir)
+        accelerator = build_accelerator(
+            mixed_precision=cfg.train.mixed_precision, grad_accum=cfg.train.grad_accum, project_dir=out,
+            log_with=log_with or None, step_scheduler_with_optimizer=False,
+            dataloader_config=DataLoaderConfiguration(even_batches=True, use_seedable_sampler=False))
+        set_seed(cfg.train.seed)
+        if accelerator.distributed_type.value == "DEEPSPEED":
+            raise ValueError("DeepSpeed runs are not supported yet (its optimizer state is not gathered into the "
+                             "checkpoint format); use FSDP (accelerate launch --use_fsdp) or --multi_gpu")
+        resume_from = _agree_on_start(accelerator, cfg)
+
+        task = get_task(cfg)
+        data = task.datasets()  # lists are read here: a bad list fails before any download
+        model = task.build_model()
+        sampler = EpochSampler(len(data.train), cfg.train.seed)
+        videos_per_step = cfg.train.batch_size // cfg.data.num_repeats
+        train_loader = DataLoader(data.train, batch_size=videos_per_step, sampler=sampler, drop_last=True,
+                                  collate_fn=data.collate_train, **_loader_kwargs(cfg))
+        val_loader = (DataLoader(data.val, batch_size=cfg.eval.batch_size, shuffle=False, collate_fn=data.collate_val,
+                                 **_loader_kwargs(cfg)) if data.val is not None else None)
+
+        global_batch = cfg.train.batch_size * accelerator.num_processes * cfg.train.grad_accum
+        lr = cfg.optim.lr * global_batch / cfg.optim.lr_batch_size
+        optimizer = build_optimizer(model, lr, cfg.optim.weight_decay, cfg.optim.layer_decay, cfg.optim.betas,
+                                    cfg.optim.optimizer, cfg.optim.momentum)
+        if cfg.model.compile:
+            model = torch.compile(model)
+        model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+        if val_loader is not None:
+            val_loader = accelerator.prepare(val_loader)
+        steps_per_epoch = len(train_loader) // cfg.train.grad_accum
+        if steps_per_epoch == 0:
+            raise ValueError(f"{len(data.train)} training videos make no full step of {global_batch} clips "
+                             f"(train.batch_size x processes x grad_accum); lower train.batch_size")
+        scheduler = build_scheduler(optimizer, round(cfg.optim.warmup_epochs * steps_per_epoch),
+                                    steps_per_epoch * cfg.train.epochs, cfg.optim.min_lr / lr)
+        state = TrainState()
+        # The prepared model: FSDP1's state-dict functions need its root wrapper (DDP is unwrapped inside).
+        ema = ModelEma(model, cfg.train.ema_decay) if cfg.train.ema else None
+        if resume_from is not None:
+            load_checkpoint(resume_from, accelerator, state, model, optimizer, scheduler, ema)
+            logger.info("resumed from %s: epoch %d, update %d of the epoch, %d in all", resume_from, state.epoch,
+                        state.step_in_epoch, state.global_step)
+        # Only now, with data, model and state in hand, does the run leave anything in its folder.
+        if accelerator.is_main_process:
+            out.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, out / "config.yaml")
+            _trim_metrics(out / "metrics.jsonl", state.epoch)
+            logger.info("%s: %d training videos, %d clips per update (%d per process x %d processes x %d "
+                        "accumulated), lr %.3g (%.3g at %d clips), %d updates per epoch", cfg.model.name,
+                        len(data.train), global_batch, cfg.train.batch_size, accelerator.num_processes,
+                        cfg.train.grad_accum, lr, cfg.optim.lr, cfg.optim.lr_batch_size, steps_per_epoch)
+        # TensorBoard writes into tensorboard/hiera_video/ (SETUP: a fresh run refuses a folder holding it).
+        accelerator.init_trackers("hiera_video", config=hyperparameters(cfg))
+        self.cfg, self.accelerator, self.task, self.out = cfg, accelerator, task, out
         self.model, self.optimizer, self.scheduler, self.ema, self.state = model, optimizer, scheduler, ema, state
-        self.out, self.steps_per_epoch = out, steps_per_epoch
+        self.sampler, self.train_loader, self.val_loader = sampler, train_loader, val_loader
+        self.steps_per_epoch, self.augment = steps_per_epoch, task.batch_augment()
         self.bad_videos = BadVideos()
         # Said once, here, rather than every epoch; only the main process draws.
         self.no_curves = matplotlib_missing() if accelerator.is_main_process else "not the main process"
         if accelerator.is_main_process and self.no_curves:
             logger.info("no curves.png: %s", self.no_curves)
 
+    def fit(self) -> dict:
+        """The remaining epochs, each validated and checkpointed; returns the last epoch's metrics."""
+        metrics: dict = {}
+        try:
+            while self.state.epoch < self.cfg.train.epochs:
+                self.sampler.set_epoch(self.state.epoch)
+                metrics = self.train_epoch(self.train_loader)
+                if self.val_loader is not None:  # with the EMA weights swapped in, when there is an EMA
+                    with self.ema.applied() if self.ema is not None else contextlib.nullcontext():
+                        metrics.update(self.task.validate(self.accelerator, self.model, self.val_loader))
+                self.end_epoch(metrics)
+                if self.cfg.train.max_steps and self.state.global_step >= self.cfg.train.max_steps:
+                    break
+        finally:  # trackers flush and close their files even when the run stops on an error
+            self.accelerator.end_training()
+        if not metrics:  # resumed a finished run: report its last epoch
+            rows = read_metrics(self.out / "metrics.jsonl")
+            metrics = rows[-1] if rows else {}
+        return metrics
+
     def checkpoint(self) -> None:
         save_checkpoint(self.accelerator, self.out, self.state, self.model, self.optimizer, self.scheduler,
                         self.ema, self.cfg.train.keep_checkpoints)
 
     def train_epoch(self, train_loader) -> dict:
-        from tqdm import tqdm
         cfg, acc, state, model = self.cfg, self.accelerator, self.state, self.model
         accum = cfg.train.grad_accum
         # Mid-epoch resume: skip the batches the checkpointed run had consumed.
@@ -416,7 +400,6 @@ class _Loop:
 def _agree_on_start(accelerator, cfg: Config) -> Path | None:
     """The main process decides where the run starts (one reading of the folder) and tells the others;
     a refusal is raised on every process."""
-    from accelerate.utils import broadcast_object_list
     decision: list = [None]
     if accelerator.is_main_process:
         try:
@@ -461,9 +444,7 @@ def _checkpoint_info(cfg: Config) -> dict:
     info = {"data": dict(num_frames=d.num_frames, sampling_rate=d.sampling_rate, target_fps=d.target_fps,
                          sampling_mode=d.sampling_mode, crop_size=d.crop_size, mean=list(d.mean), std=list(d.std),
                          test_short_side=d.test_short_side)}
-    from ..resources import classes_path
     if d.classes and classes_path(d.classes) is not None:
-        from ..data.lists import read_classes
         info["classes"] = read_classes(d.classes)
     elif d.classes:  # only reports use the names: not worth stopping a run for
         logger.warning("data.classes: %s does not exist; checkpoints will not record class names", d.classes)
@@ -474,8 +455,6 @@ def tracker_names(log_with: str | list[str] | None) -> list[str]:
     """train.log_with (validated by the config) as the tracker names to give Accelerate: "auto" is
     tensorboard when it is installed, else none. Accelerate drops a tracker whose package is missing
     with only a debug line, so here it is an error, at the start, naming what to install."""
-    import accelerate.utils
-
     names = list(dict.fromkeys(log_with if isinstance(log_with, list) else [log_with or "none"]))
     if names in ([], ["none"]):
         return []

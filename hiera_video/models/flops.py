@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -28,8 +29,6 @@ def count_flops(model: torch.nn.Module, batch_size: int = 1, mask: torch.Tensor 
     uninitialised weights with the math attention kernel (PyTorch's CPU flash kernel is unknown to the
     FLOP counter; the math kernel's matmuls are counted).
     """
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
     device = "meta" if mask is None else "cpu"
     on = next(model.parameters()).device.type
     if on == device:

@@ -1,19 +1,12 @@
 """The Hiera backbone (Ryali et al., ICML 2023) for images (2-D) and video (3-D).
 
 Parameter names and numerics follow the official implementation (PyPI `hiera-transformer`), so its
-checkpoints load with no renaming and give the same outputs. The token order inside the network is
-our own and is chosen for speed:
-
-* Tokens are kept *window-major*: the flat sequence is `[mask unit, position inside the unit]`, and
-  the position inside a unit is split into Q-pooling levels, the first-pooled (finest) level
-  outermost. Mask Unit Attention is then a plain reshape to `[B * units, heads, tokens, head_dim]`,
-  a 4-D tensor that `F.scaled_dot_product_attention` can send to its fused kernels (the official
-  code passes 5-D tensors, which fall back to the slow math kernel), and Q-pooling is a max over
-  one axis of a view, with no copy.
-* Unrolling to this order and rolling back to spatial order are each a single permute.
-
+checkpoints load with no renaming and give the same outputs. Tokens are kept window-major (our order,
+chosen for speed): Mask Unit Attention is a reshape to 4-D tensors that reach the fused
+`F.scaled_dot_product_attention` kernels, and Q-pooling is a max over one axis of a view.
 Letters in shape comments: B batch, N tokens, C channels, T/H/W time/height/width, U mask units,
 K tokens per mask unit, D number of spatial dims (2 or 3), L Q-pooling levels.
+Details: docs/models.md (hiera_video/models/hiera.py).
 """
 
 from __future__ import annotations

@@ -1,19 +1,11 @@
 """Masked-autoencoder pretraining model for Hiera (video and images), as in the paper.
 
-The encoder is the `Hiera` backbone run sparsely: masked mask units are deleted before the first
-block, so at the video mask ratio of 0.9 it computes on a tenth of the tokens. It Q-pools at the first
-two stage transitions only (`q_pool=2`), so stages 3 and 4 keep the stage-3 resolution. The outputs of
-stages 1 and 2 are brought to that grid by strided convolutions (kernel = stride, per mask unit) and
-summed with the last stage's ("multi-scale fusion"); the decoder fills the deleted units with a mask
-token, adds its own position embedding and runs global-attention blocks over the whole grid. Each
-decoder token predicts the normalised pixels of its patch (`pred_stride` pixels square; for video the
-first frame of its 2-frame token) and the loss is the MSE over the masked units only.
-
-Parameter names equal the official `MaskedAutoencoderHiera` (PyPI `hiera-transformer`), so its
-`mae_hiera_*` checkpoints load as they are, and the encoder part of a state dict initialises a
-classifier (`create_model("hiera_large_16x224", pretrained=<MAE checkpoint>)`).
-
+The encoder is the `Hiera` backbone run sparsely (masked units deleted before the first block), Q-pooling
+at the first two stage transitions only, with multi-scale fusion; each decoder token predicts the
+normalised pixels of its patch, and the loss is the MSE over the masked units only. Parameter names equal
+the official `MaskedAutoencoderHiera`'s, so its `mae_hiera_*` checkpoints load as they are.
 Letters in shape comments: B batch, U mask units (kept: Uk), C channels, P pixels per prediction.
+Details: docs/models.md (hiera_video/models/mae.py).
 """
 
 from __future__ import annotations

@@ -1,46 +1,11 @@
 """Synthetic AVA v2.2: a small, generated action-detection dataset in the exact official layout.
 
-It exists so that the whole AVA pipeline (frame-list and annotation readers, the RoI head, frame-mAP
-evaluation with excluded timestamps and person proposals) trains and scores on a CPU in minutes, with
-files that an official reader (PySlowFast's ava_helper, the ActivityNet evaluator) accepts unchanged.
-
-Each video shows 1-3 "people" over a light, finely textured static background: a dark textured upright
-body with a thin dark arm bar sticking out of one side near the top and a small light "eye" on the side
-the person faces. A person does one movement at a time for 3-6 s, then switches to another one at a
-half second (never at a keyframe):
-    stand  still, up to a ~half-pixel jitter                       -> stand (12)
-    walk   steady horizontal speed (0.15-0.3 frame widths per s),  -> walk (14)
-           turning round at the frame's edges; faces where it goes
-    jump   bounces up and down (0.12-0.2 frame heights, 0.6-0.9 s) -> jump/leap (7)
-    wave   stands still, the arm slides up and down its side       -> stand (12) + hand wave (69)
-           (0.25 body heights either way, period 0.65-0.95 s)
-plus watch (a person) (80) whenever another person's centre lies on the side this one faces, so some
-people carry two or three labels. The movements are visible only over time: body sizes, positions and
-arm heights are drawn from the same ranges whatever the action, so one frame does not tell them apart
-(watch is a pose, and is meant to be readable from one frame). Periods avoid multiples of 0.267 s,
-the stride of an 8-frame, ~2 s clip, which would alias a bounce or a wave into a still picture.
-
-On disk (`make_dataset`), AVA v2.2's layout and file formats:
-    out_dir/frames/{video_id}/{video_id}_{n:06d}.jpg     30 fps; n = 1 is t = 900.0 s (AVA's 15-min cut)
-    out_dir/annotations/ava_{split}_v2.2.csv             video_id,timestamp,x1,y1,x2,y2,action_id,person_id
-        one row per (box, action); no header; timestamp %04d; coordinates in [0, 1], 3 decimals
-    out_dir/annotations/ava_action_list_v2.2_for_activitynet_2019.pbtxt   the actions used, `item {...}`
-    out_dir/annotations/ava_{split}_excluded_timestamps_v2.2.csv           video_id,timestamp
-    out_dir/annotations/person_proposals_{split}.csv     video_id,timestamp,x1,y1,x2,y2,,score
-    out_dir/frame_lists/{split}.csv     PySlowFast: `original_vido_id video_idx frame_id path labels`
-    out_dir/synthetic_ava.json          what was generated (seed, version, actions, videos, keyframes)
-Keyframes are the whole seconds 902 .. 900 + seconds - 2, so a ~2 s clip around each stays inside the
-video; keyframe `sec` is frame (sec - 900) * 30 of the 0-based sorted frame list (file number + 1).
-The GT box is the exact extent of the body and arm drawn in the keyframe's frame. In val, the last
-keyframe of the first two videos (when a video has two or more) has no annotation and is listed as
-excluded: its proposals would be false positives if an evaluator ignored the exclusion.
-Proposals are each person's box jittered by up to ~4% of its size with a score in [0.85, 0.99], plus
-0-2 false positives per keyframe (IoU < 0.3 with every person) scored in [0.1, 0.7], so that
-PySlowFast's 0.8 detection threshold matters.
-
-Video `index` of a split has id "syn" + a 4-character tag of the seed + T/V + the index (%03d): 11
-characters of [A-Za-z0-9_-] like a YouTube id. Its content comes from its own rng of
-(seed, split, index), so it depends on neither the worker count nor the number of videos.
+It lets the whole AVA pipeline (readers, RoI head, frame-mAP with exclusions and proposals) train and
+score on a CPU in minutes, with files that official readers accept unchanged. Each video shows 1-3
+"people" who stand, walk, jump or wave, and watch another person they face; the movements are visible
+only over time. `make_ava_dataset` writes frames, annotations, exclusions, person proposals (with false
+positives) and frame lists; video `index` depends only on (seed, split, index).
+Details: docs/synthetic.md (hiera_video/tasks/ava/synthetic.py).
 """
 
 from __future__ import annotations
@@ -54,13 +19,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# Imported first, at module level: PyAV must load its FFmpeg libraries before decord does (see
-# hiera_video/data/decode.py).
 import av
 import numpy as np
 
-from ..fileio import atomic_write
-from .synthetic import run_jobs
+from ...fileio import atomic_write
+from ...synthetic.video import run_jobs
+
+# Imported first, at module level: PyAV must load its FFmpeg libraries before decord does (see
+# hiera_video/data/decode.py).
+
 
 FPS = 30
 START_SECOND = 900  # AVA's frames start at the 15-minute mark: file 000001 is t = 900.0 s
@@ -450,10 +417,10 @@ def _lines(rows: list[str]) -> str:
 # The dataset
 # --------------------------------------------------------------------------------------------------
 
-def make_dataset(out_dir: str | os.PathLike, num_train: int = 8, num_val: int = 4, seconds: int = 10,
+def make_ava_dataset(out_dir: str | os.PathLike, num_train: int = 8, num_val: int = 4, seconds: int = 10,
                  seed: int = 0, width: int = 160, height: int = 120, workers: int | None = None,
                  progress: bool = True) -> dict:
-    """Write the synthetic AVA dataset (layout in the module docstring) and return a summary.
+    """Write the synthetic AVA dataset (layout in docs/synthetic.md) and return a summary.
 
     Videos whose frames all exist are skipped and a partly written one resumes at its missing frames
     (each JPEG is written atomically, so an existing file is complete); the annotation files, frame
@@ -479,6 +446,7 @@ def make_dataset(out_dir: str | os.PathLike, num_train: int = 8, num_val: int = 
     frame_dir, ann_dir, list_dir = out / "frames", out / "annotations", out / "frame_lists"
     for d in (frame_dir, ann_dir, list_dir):
         d.mkdir(parents=True, exist_ok=True)
+    # "generator" keeps the module's old name, which every existing folder records.
     config = {"generator": "hiera_video.data.synthetic_ava", "version": GENERATOR_VERSION, "seed": int(seed),
               "fps": FPS, "seconds": int(seconds), "width": int(width), "height": int(height)}
     meta_path = out / "synthetic_ava.json"

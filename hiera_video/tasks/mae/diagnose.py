@@ -20,11 +20,14 @@ from pathlib import Path
 
 import torch
 
-from ..config import Config
-from ..data.datasets import collate_views
-from ..data.lists import read_list
-from ..data.transforms import normalize
-from ..fileio import atomic_write
+from ...config import Config
+from ...data.datasets import MultiViewDataset, collate_views
+from ...data.lists import read_list
+from ...data.transforms import normalize
+from ...engine.embed import load_backbone
+from ...fileio import atomic_write
+from ...models import Hiera, create_model, read_checkpoint
+from ...models.official import is_mae_config
 
 logger = logging.getLogger("hiera_video")
 
@@ -90,8 +93,6 @@ def fusion_ablation(mae, clips: torch.Tensor, mask_ratio: float | None = None, s
 
 def load_clips(cfg: Config, list_path: str, num_videos: int, backend: str = "auto") -> torch.Tensor:
     """The centre view of the first `num_videos` readable videos of a list, normalised: [N, C, T, H, W]."""
-    from ..data.datasets import MultiViewDataset
-
     d = cfg.data
     entries = read_list(list_path, d.root, labelled=False)[:num_videos]
     ds = MultiViewDataset(entries, num_frames=d.num_frames, sampling_rate=d.sampling_rate, target_fps=d.target_fps,
@@ -107,9 +108,6 @@ def diagnose(cfg: Config, ckpt: str, list_path: str, out: str | Path | None = No
              seed: int = 0) -> dict:
     """Stage statistics of `ckpt`'s encoder beside a random initialisation's, and, for an MAE checkpoint,
     the fusion ablation; warnings where a threshold is crossed. Writes OUT/diagnose.json when `out`."""
-    from ..models import create_model, read_checkpoint
-    from ..models.checkpoints import is_mae_config
-    from .embed import load_backbone
 
     checkpoint = read_checkpoint(ckpt)
     encoder, _ = load_backbone(ckpt, cfg)
@@ -138,7 +136,5 @@ def diagnose(cfg: Config, ckpt: str, list_path: str, out: str | Path | None = No
 
 def _random_like(encoder, seed: int):
     """A freshly initialised copy of `encoder`'s architecture (seeded), in eval mode."""
-    from ..models import Hiera
-
     torch.manual_seed(seed)
     return Hiera(**{**encoder.config, "num_classes": 0}).eval()

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .data.ava_io import (Box, Key, frame_path, keyframe_index, read_annotations, read_detections,
-                          read_labelmap)
-from .viz import write_png
+from ...viz import write_png
+from .io import Box, Key, frame_path, keyframe_index, read_annotations, read_detections, read_labelmap
 
 Color = tuple[int, int, int]
 

@@ -23,9 +23,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .config import Config, load_config
-from .data.lists import read_classes, read_list, write_list
-from .fileio import atomic_write
+import yaml
+
+from ...config import Config, load_config
+from ...data.lists import read_classes, read_list, write_list
+from ...engine.evaluate import evaluate
+from ...engine.probe import run_probe, write_random_init
+from ...engine.train import read_metrics, train
+from ...fileio import atomic_write
+from ...synthetic.actions import make_action_dataset
+from ...viz import save_figure
 
 logger = logging.getLogger("hiera_video")
 
@@ -67,9 +74,8 @@ def prepare_data(out: Path, data_dir: Path | None = None, unlabelled: str | None
     its first `per_class` videos of each class as the labelled ones; with neither, a synthetic set
     (`class_set`) is generated under OUT/data first."""
     if data_dir is None and unlabelled is None:
-        from .data.synthetic import make_dataset
         data_dir = out / "data"
-        summary = make_dataset(data_dir, num_unlabelled, num_val, seed=seed, workers=workers, classes=class_set)
+        summary = make_action_dataset(data_dir, num_unlabelled, num_val, seed=seed, workers=workers, classes=class_set)
         logger.info("synthetic %s set in %s: %d videos written, %d already there", class_set, data_dir,
                     summary["written"], summary["skipped"])
     if data_dir is not None:
@@ -96,7 +102,6 @@ def _same_run(folder: Path, cfg: Config) -> None:
     saved = folder / "config.yaml"
     if not saved.is_file():
         return
-    import yaml
     old = yaml.safe_load(saved.read_text())
     new = cfg.to_dict()
     for d in (old, new):
@@ -159,7 +164,6 @@ class Study:
         return result
 
     def _train(self, cfg: Config) -> dict:
-        from .engine.train import read_metrics, train
         folder = Path(cfg.output_dir)
         _same_run(folder, cfg)
         cfg.train.resume = True  # continues a step killed half-way; starts an empty folder
@@ -173,8 +177,6 @@ class Study:
         return folder / "model_last.pt"
 
     def finetune(self, seed: int, pretrained: Path | None, name: str) -> dict:
-        from .engine.evaluate import evaluate
-
         def run() -> dict:
             cfg = self._finetune_config(seed, self.out / "runs" / name, pretrained)
             result = self._train(cfg)
@@ -185,8 +187,6 @@ class Study:
         return self._step(name, run)
 
     def probe(self, ckpt: Path | str, seed: int, name: str) -> dict:
-        from .engine.probe import run_probe, write_random_init
-
         def run() -> dict:
             folder = self.out / "probes" / name
             cfg = self._finetune_config(seed, folder, None)
@@ -259,7 +259,6 @@ class Study:
         summ = self.summary()
         atomic_write(self.out / "study.md", markdown(summ, self.results, self.seeds))
         try:
-            from .viz import save_figure
             save_figure(figure(summ, self.results), self.out / "study.png")
         except ImportError as e:  # matplotlib is optional (the viz extra)
             logger.info("study.png not drawn: %s", e)
@@ -322,7 +321,7 @@ def markdown(summ: dict, results: dict, seeds: list[int]) -> str:
 def figure(summ: dict, results: dict):
     """Left: scratch vs MAE finetuning and random vs MAE probes (bars: mean, dots: seeds). Right: the
     mask-ratio sweep."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # optional (extra `viz`): the study runs without its plot
 
     st = summ["stats"]
     fig = Figure(figsize=(10, 4), dpi=120)

@@ -1,16 +1,11 @@
 """AVA v2.2 action detection data: clips centred on annotated keyframes, with person boxes that follow
 every resize, crop and flip of the clip.
 
-Frames come from the official extraction (`frames/{video_id}/{video_id}_{:06d}.jpg`, 30 fps, file
-000001 = 900.0 s of the movie) or from the videos of the 15-30 min cut (`{video_id}.mp4`, time 0 =
-900 s). The keyframe of second `s` is frame index `(s - 900) * 30`; a clip of `num_frames` frames
-`sampling_rate` apart is centred on it and clamped at the ends of the video.
-
-Boxes are normalised `[x1, y1, x2, y2]` in the original frame (the AVA convention); items carry them in
-the coordinates of the transformed clip, still normalised, plus the original ones for writing results.
-Training items hold the ground-truth people (optionally plus person proposals, labelled by the person
-they overlap) with 80-way multi-hot targets (action id k -> index k - 1); evaluation items hold the
+Frames come from the official extraction (30 fps JPEGs from 900 s) or the videos of the 15-30 min cut;
+the keyframe of second `s` is frame `(s - 900) * 30`. Items carry boxes normalised in the transformed
+clip and in the original frame; training items have 80-way multi-hot targets, evaluation items the
 person proposals above a score threshold.
+Details: docs/ava.md (hiera_video/tasks/ava/dataset.py).
 """
 
 from __future__ import annotations
@@ -20,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import av
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from . import transforms
-from .ava_io import Box, Key, frame_path, keyframe_index
-from .decode import DecodeError, open_video
+from ...data import transforms
+from ...data.decode import DecodeError, open_video
+from .io import Box, Key, frame_path, keyframe_index
 
 NUM_ACTIONS = 80  # AVA action ids 1..80; 60 of them are evaluated
 
@@ -43,7 +39,6 @@ def clip_frame_indices(keyframe: int, num_frames: int, sampling_rate: int, total
 
 def decode_jpeg(path: str | os.PathLike) -> np.ndarray:
     """One JPEG as uint8 [H, W, 3] RGB (PyAV: no image library needed)."""
-    import av
     try:
         with av.open(os.fspath(path)) as container:
             return next(container.decode(video=0)).to_ndarray(format="rgb24")

@@ -1,26 +1,11 @@
-"""Frame-level AVA mAP, reproducing the official ActivityNet evaluator.
+"""Frame-level AVA mAP, reproducing the official ActivityNet evaluator
+(`Evaluation/get_ava_performance.py` and the TF object-detection code it vendors).
 
-The reference is `Evaluation/get_ava_performance.py` of github.com/activitynet/ActivityNet with the
-TF object-detection code it vendors (ava/object_detection_evaluation.py, per_image_evaluation.py,
-metrics.py, np_box_ops.py). Its semantics, kept here on purpose:
-
-* Only label-map classes count; other rows are dropped before anything else (read_csv's whitelist).
-* Detections: per keyframe a heap keeps the `capacity` (50 in run_evaluation) highest-scoring
-  (box, action) rows; ties at the cut are settled the way heapq settles them, so we run heapq too.
-* Ground truth of excluded keyframes is dropped; detections on excluded keyframes are ignored.
-* Detections on keyframes *without* ground truth are not ignored: the evaluator matches them against
-  an empty box list, so they are all false positives.
-* Boxes with x1 >= x2 or y1 >= y2 are dropped (per_image_evaluation._remove_invalid_boxes).
-* Per keyframe and class, detections in score order take the ground-truth box of highest IoU (plain
-  areas, no +1); IoU >= threshold and that box still free -> true positive, otherwise false positive
-  (even when another, free box would have matched). No difficult or group-of boxes in AVA.
-* Per class: precision/recall over all keyframes, VOC AP (monotone precision envelope, area under the
-  step curve). A class with ground truth but no detections has AP 0; a class without ground truth
-  has no AP and is left out of the mean (nanmean).
-
-Ground truth is taken as read_annotations gives it (people with their actions); the official reads
-one box per row, which differs only if a file lists the same person and action twice, or in which of
-two distinct ground-truth boxes with exactly equal IoU a detection is matched to.
+Its semantics are kept on purpose, including the surprising ones: at most `capacity` (50) detections
+per keyframe, cut as heapq cuts them; detections on keyframes without ground truth are false positives;
+a detection takes the highest-IoU box even when that box is taken; a class without ground truth is left
+out of the mean.
+Details: docs/ava.md (hiera_video/tasks/ava/metric.py).
 """
 
 from __future__ import annotations
@@ -32,7 +17,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from hiera_video.data.ava_io import Box, Key, iter_detections, read_annotations, read_exclusions, read_labelmap
+from hiera_video.tasks.ava.io import Box, Key, iter_detections, read_annotations, read_exclusions, read_labelmap
 
 DetRow = tuple[str, int, Box, int, float]  # video_id, timestamp, (x1, y1, x2, y2), action_id, score
 

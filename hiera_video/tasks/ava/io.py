@@ -1,18 +1,9 @@
-"""Readers and writers for the official AVA v2.2 files, and the frame layout of extracted keyframes.
-
-Files (https://research.google.com/ava/download.html):
-  label map    ava_action_list_v2.2[_for_activitynet_2019].pbtxt: `item { name: "..." id: N }` blocks
-               (or `label { name: "..." label_id: N label_type: ... }` in the full list)
-  exclusions   ava_val_excluded_timestamps_v2.2.csv: `video_id,timestamp`
-  annotations  ava_{train,val}_v2.2.csv: `video_id,timestamp,x1,y1,x2,y2,action_id,person_id`, one row per
-               box *and* action (person_id is missing from some copies: 7 columns)
-  proposals    person detections, e.g. SlowFast's ava_val_predicted_boxes.csv: the AVA columns with an
-               (often empty) action column and a score, or 7 columns without the action
-  detections   results in the submission format: `video_id,timestamp,x1,y1,x2,y2,action_id,score`
+"""Readers and writers for the official AVA v2.2 files (label map, exclusions, annotations, person
+proposals, detections), and the frame layout of extracted keyframes.
 
 Boxes are (x1, y1, x2, y2) normalised to [0, 1]; a keyframe is keyed by (video_id, whole second).
-Timestamps appear as 0902 or 902 in the wild: both parse with int(). Malformed rows raise AvaFormatError
-with `path:line: problem (the row)`.
+Malformed rows raise `AvaFormatError` naming `path:line`.
+Details: docs/ava.md (hiera_video/tasks/ava/io.py).
 """
 
 from __future__ import annotations
@@ -24,7 +15,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..fileio import atomic_path, atomic_write
+from ...fileio import atomic_path, atomic_write
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2, normalised to [0, 1]
 Key = tuple[str, int]  # (video_id, timestamp in whole seconds)

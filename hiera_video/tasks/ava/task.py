@@ -5,17 +5,28 @@ detections in the official CSV format, and the frame-level mAP (`engine/ava_map.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from pathlib import Path
 
 import torch
+from accelerate import DataLoaderConfiguration
+from accelerate.utils import gather_object
+from torch.utils.data import DataLoader
+from tqdm import tqdm
 
-from ..config import Config
-from ..data.ava import AVADataset, FrameSource, evaluation_keyframes, training_keyframes
-from ..data.ava_io import read_annotations, read_exclusions, read_labelmap, read_proposals, write_detections
-from ..data.transforms import normalize
-from ..models.detection import ava_scores
+from ...config import Config
+from ...data.transforms import normalize
+from ...engine.accel import build_accelerator
+from ...errors import ConfigError
+from ...models import create_model, read_checkpoint
+from .. import Datasets, Task
+from ..video import need_dir, need_file
+from .dataset import NUM_ACTIONS, AVADataset, FrameSource, collate_ava, evaluation_keyframes, training_keyframes
+from .io import read_annotations, read_exclusions, read_labelmap, read_proposals, write_detections
+from .metric import frame_map_from_rows
+from .model import ava_loss, ava_scores, create_ava_model
 
 logger = logging.getLogger("hiera_video")
 
@@ -23,13 +34,17 @@ logger = logging.getLogger("hiera_video")
 def _need(cfg: Config, key: str) -> str:
     value = getattr(cfg.ava, key)
     if not value:
-        raise ValueError(f"task ava needs ava.{key} (see configs/ava_hiera_l.yaml)")
+        raise ConfigError(f"task ava needs ava.{key} (see configs/ava_hiera_l.yaml)")
     return value
 
 
-def frame_source(cfg: Config) -> FrameSource:
+def _need_frames(cfg: Config) -> None:
     if not cfg.ava.frames_root and not cfg.ava.video_root:
-        raise ValueError("task ava needs ava.frames_root (extracted frames) or ava.video_root (videos)")
+        raise ConfigError("task ava needs ava.frames_root (extracted frames) or ava.video_root (videos)")
+
+
+def frame_source(cfg: Config) -> FrameSource:
+    _need_frames(cfg)
     return FrameSource(cfg.ava.frames_root or None, None if cfg.ava.frames_root else cfg.ava.video_root,
                        cfg.ava.fps, cfg.data.backend)
 
@@ -64,8 +79,6 @@ def score_boxes(accelerator, model, loader, mean, std, loss_kind: str = "bce",
     """This process's share of `loader`: ((rows [(keyframe index, box index, (video_id, sec), box)],
     scores [K, 80]), number of clips it scored). No collective call: processes may hold different
     numbers of batches."""
-    from tqdm import tqdm
-
     model.eval()
     rows, scores, clips = [], [], 0
     bar = tqdm(loader, desc=progress, disable=progress is None or not accelerator.is_main_process, leave=False,
@@ -89,8 +102,6 @@ def gather_boxes(share: tuple[list, torch.Tensor]) -> dict[tuple[int, int], tupl
     """Every process's `score_boxes` share, de-duplicated on (keyframe, box) (an evenly split loader
     repeats keyframes to fill the last batch): {(keyframe index, box index): ((video_id, sec), box,
     scores [80])}, complete on every process. One collective call, made by every process."""
-    from accelerate.utils import gather_object
-
     found: dict[tuple[int, int], tuple[tuple, tuple, torch.Tensor]] = {}
     for rows, scores in gather_object([share]):  # ragged: keyframes hold different numbers of boxes
         for (kf, bi, key, box), s in zip(rows, scores):
@@ -131,7 +142,6 @@ class FrameMapScorer:
         return detection_rows(found, self.action_ids)
 
     def __call__(self, rows: list) -> dict:
-        from .ava_map import frame_map_from_rows
         return frame_map_from_rows(self.gt, rows, self.labelmap, self.excluded, capacity=self.capacity)
 
 
@@ -143,15 +153,8 @@ def evaluate_ava(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None)
     split is not evened out with repeats) and the main one gathers the boxes, scores and reports;
     metrics.json records how many keyframes each process scored. Returns the metrics on the main
     process, {} on the others."""
-    import csv
-
-    from accelerate import DataLoaderConfiguration
-    from accelerate.utils import gather_object
-    from torch.utils.data import DataLoader
-
-    from ..data.ava import collate_ava
-    from ..models import create_model, read_checkpoint
-    from .accel import build_accelerator
+    if cfg.task != "ava":
+        raise ConfigError(f"the config is a task {cfg.task!r} one; AVA evaluation needs task: ava")
 
     out = Path(out_dir) if out_dir else Path(cfg.output_dir) / "eval_ava"
     # even_batches=False: no process repeats keyframes to fill its last batch; score_boxes makes no
@@ -203,7 +206,6 @@ def evaluate_ava(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None)
 # ------------------------------------------------------------------------------------------------
 # The training task (`task: ava` in the shared loop, engine/train.py)
 # ------------------------------------------------------------------------------------------------
-from .tasks import Datasets, Task  # noqa: E402  (tasks.py names this class lazily: no import cycle)
 
 
 class AvaTask(Task):
@@ -217,9 +219,17 @@ class AvaTask(Task):
             raise ValueError("task ava uses one clip per keyframe: set data.num_repeats=1")
         self.scorer = None
 
+    def check_paths(self):
+        a = self.cfg.ava
+        _need_frames(self.cfg)
+        need_dir("ava.frames_root", a.frames_root)
+        need_dir("ava.video_root", a.video_root)
+        _need(self.cfg, "train_annotations")
+        for key in ("train_annotations", "val_annotations", "labelmap", "train_exclusions", "val_exclusions",
+                    "train_proposals", "val_proposals"):
+            need_file(f"ava.{key}", getattr(a, key))
+
     def build_model(self):
-        from ..data.ava import NUM_ACTIONS
-        from ..models.registry import create_ava_model
         c, d = self.cfg.model, self.cfg.data
         model = create_ava_model(c.name, pretrained=c.pretrained, drop_path_rate=c.drop_path,
                                  input_size=(d.num_frames, d.crop_size, d.crop_size), roi_dropout=c.dropout,
@@ -228,14 +238,12 @@ class AvaTask(Task):
         return model
 
     def datasets(self):
-        from ..data.ava import collate_ava
         a = self.cfg.ava
         val = val_dataset(self.cfg) if a.val_annotations and a.val_proposals else None
         self.scorer = FrameMapScorer(self.cfg) if val is not None else None  # ground truth read once
         return Datasets(train_dataset(self.cfg), val, collate_ava, collate_ava)
 
     def loss(self, model, x, target, batch):
-        from ..models.detection import ava_loss
         return ava_loss(model(x, batch["boxes"], batch["box_batch"]), batch["labels"], self.cfg.ava.loss)
 
     def validate(self, accelerator, model, loader):

@@ -15,7 +15,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .hiera import Hiera
+from ...models.adapt import load_pretrained
+from ...models.factory import model_pretrained_cfg, read_pretrained, register_checkpoint_class
+from ...models.hiera import Hiera
+from ...models.official import encoder_config, is_mae_config
+from ...models.registry import variant_config
 
 
 def _bilinear(flat: torch.Tensor, H: int, W: int, base: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -103,6 +107,7 @@ class RoIHead(nn.Module):
         return self.projection(self.dropout(pooled.amax(dim=(2, 3))))  # [K, classes]
 
 
+@register_checkpoint_class("ava_num_classes")  # create_model(pretrained=detector checkpoint) rebuilds one
 class HieraAVA(Hiera):
     """Hiera backbone + RoI head. Constructor: `Hiera`'s arguments (its classifier is dropped) plus
     the head's. `forward(x, boxes, batch_index)` -> logits [K, ava_num_classes]."""
@@ -116,6 +121,10 @@ class HieraAVA(Hiera):
         self.config.update(ava_num_classes=ava_num_classes, roi_resolution=roi_resolution, roi_dropout=roi_dropout)
         self.roi_head = RoIHead(self.num_features, ava_num_classes, roi_resolution, roi_dropout)
 
+    @property
+    def num_outputs(self) -> int:
+        return self.config["ava_num_classes"]
+
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """Last stage, normalised, averaged over time: [B, C, h, w]."""
         last = self.forward_intermediates(x)[-1]  # [B, T', h, w, C], spatial order
@@ -126,6 +135,27 @@ class HieraAVA(Hiera):
         if len(boxes) != len(batch_index):
             raise ValueError(f"boxes {list(boxes.shape)} and batch_index {list(batch_index.shape)} differ in length")
         return self.roi_head(self.feature_map(x), boxes, batch_index)
+
+
+def create_ava_model(name: str, pretrained=None, **overrides):
+    """An AVA detector (`HieraAVA`: the backbone of classifier `name` plus the RoI head), its backbone
+    optionally initialised from any checkpoint `create_model` takes (a Kinetics-finetuned classifier:
+    its head is dropped; the RoI head starts fresh, logged)."""
+    config = variant_config(name)
+    if is_mae_config(config):
+        raise ValueError(f"{name} is an MAE; an AVA detector is built on a classifier's backbone, "
+                         f"e.g. {name[len('mae_'):]}")
+    model = HieraAVA(**{**config, **overrides})
+    model.name = name
+    if pretrained is not None:
+        ckpt, meta = read_pretrained(name, pretrained)
+        if is_mae_config(ckpt.model_config):  # adapt_state_dict needs the encoder's geometry only
+            ckpt.model_config = encoder_config(ckpt.model_config)
+        model.pretrained_cfg = model_pretrained_cfg(model, ckpt, meta)
+        load_pretrained(model, ckpt)
+    else:
+        model.pretrained_cfg = {}
+    return model
 
 
 def ava_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str = "bce") -> torch.Tensor:

@@ -1,37 +1,12 @@
-"""Synthetic action videos: the embedded default dataset, and the video writer that tests use.
+"""Synthetic action videos: the embedded default dataset.
 
-Eight classes in four time-reversed pairs (`CLASSES`): move left/right, move up/down, grow/shrink,
-rotate clockwise/counterclockwise. One clip of a pair is the other played backwards, so a single frame,
-or any unordered bag of frames, cannot tell the pair apart; only temporal order can. This holds exactly,
-not just in distribution: `plan_clip` draws the same random numbers for both classes of a pair and
-reverses the trajectory in time for the second one, so `render_clip(move_left, rng)` is
-`render_clip(move_right, rng)[::-1]` for equal rng states. Two more class sets are drawn the same way
-(`CLASS_SETS`, `make_dataset(..., classes=)`): "paths" (diagonal moves, orbits) and "dynamics" (crossings
-that speed up or slow down), so that a recipe tuned on one set of actions can be checked on others.
-
-A clip shows one large, dark, textured foreground shape (square, circle, triangle or plus, with a white
-marker dot so that rotation is visible even on the circle) over a light, finely textured static
-background with 0-2 light static distractor shapes. Each action runs a canonical course over the clip:
-a mover crosses from about a fifth to four fifths of the frame (large movers run partly out of it), a
-grower goes from about a tenth to half the frame's short side, a rotator starts with its marker near
-the top and turns about half a turn. Colours, textures, shapes, sizes, course endpoints, frame rates
-(12, 15, 24, 25, 30 fps) and sizes (W x H 160x120, 128x128, 176x144, 120x160) vary per clip; clips last
-2.2-2.7 s, so any 2.13 s training window (16 frames at stride 4 @30 fps) sees most of the action.
-
-These choices make the set learnable within minutes by a tiny Hiera trained from scratch on a CPU,
-which is what `./run.sh` needs; each was measured (see the comments in `plan_clip` and `_texture`).
-
-On disk (`make_dataset`), PySlowFast-style lists:
-    out_dir/classes.txt            one class name per line; line index = label
-    out_dir/train.csv, val.csv     `train/move_left/000000.mp4 0` per line: path relative to the list's
-                                   folder, one space, label; no header
-    out_dir/train/<class>/NNNNNN.mp4, out_dir/val/<class>/NNNNNN.mp4
-    out_dir/synthetic.json         the seed and generator version, so a resumed run cannot mix datasets
-Video i of a split has class i % 8 and its own rng from (seed, split, i), so the content depends on
-neither the worker count nor the dataset size: growing a dataset keeps its first videos.
-
-Frames are `[T, H, W, 3]` uint8 RGB. Pixel coordinates are (x, y) with y pointing down, so an angle
-that increases turns clockwise on screen.
+Eight classes in four time-reversed pairs (`CLASSES`): one clip of a pair is exactly the other played
+backwards, so only temporal order tells them apart; two more class sets (`CLASS_SETS`: "paths",
+"dynamics") check a recipe on other actions. Each clip is one dark textured shape running a canonical
+course over a light textured background, with frame rate, size and looks varied per clip, chosen so that
+a tiny Hiera learns the set from scratch on a CPU within minutes. `make_action_dataset` writes
+PySlowFast-style lists; video i of a split depends only on (seed, split, i).
+Details: docs/synthetic.md (hiera_video/synthetic/actions.py).
 """
 
 from __future__ import annotations
@@ -40,14 +15,13 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_path, atomic_write
+from ..fileio import atomic_write
+from .video import run_jobs, write_video
 
 CLASSES = ("move_left", "move_right", "move_up", "move_down", "grow", "shrink", "rotate_clockwise",
            "rotate_counterclockwise")
@@ -84,78 +58,6 @@ SPLITS = ("train", "val")
 _EXTENT = 1.15  # farthest point of any shape (and its anti-aliased edge) from its centre, in radii
 _MARGIN = 2.0  # pixels kept free between the shape and the frame's edge
 _MARKER_COLORS = (np.array([20, 20, 20]), np.array([235, 235, 235]))
-
-# codec name -> (encoder, options for speed, default crf, containers it may go in)
-_CODECS = {
-    "h264": ("libx264", {"preset": "ultrafast"}, 18, ("mp4", "matroska")),
-    "vp9": ("libvpx-vp9", {"deadline": "realtime", "cpu-used": "8"}, 30, ("webm", "matroska", "mp4")),
-    "vp8": ("libvpx", {"deadline": "realtime", "cpu-used": "16"}, 10, ("webm", "matroska")),
-}
-_CONTAINERS = {".mp4": "mp4", ".webm": "webm", ".mkv": "matroska"}
-_CRF_MAX = {"h264": 51, "vp9": 63, "vp8": 63}
-
-
-# --------------------------------------------------------------------------------------------------
-# Writing videos
-# --------------------------------------------------------------------------------------------------
-def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int | Fraction, codec: str = "h264",
-                gop: int | None = None, crf: int | None = None) -> Path:
-    """Encode `frames` ([T, H, W, 3] uint8 RGB) into a video file with PyAV; returns the path.
-
-    codec: "h264" (libx264; .mp4 or .mkv), "vp9" (libvpx-vp9; .webm, .mkv or .mp4) or "vp8" (libvpx;
-    .webm or .mkv). The container follows the path's suffix. Pixels are stored as yuv420p, the format
-    every decoder reads; H.264 then needs even H and W, and an odd size raises ValueError (no silent
-    padding: a test that writes a size should read back that size). VP8/VP9 take odd sizes.
-    gop: the keyframe interval in frames (short GOPs make seeking fast; None: the encoder's default).
-    crf: the quality (lower is better; None: 18 for h264, 30 for vp9, 10 for vp8).
-    Encoders run at their fastest settings on one thread, which also makes the output bytes
-    independent of the machine's core count. The file is written under a temporary name in the same
-    folder and renamed when complete, so a reader never sees half a video; parent folders are created.
-    """
-    import av  # imported here: PyAV loads FFmpeg's libraries, which only writers need
-
-    path = Path(path)
-    if codec not in _CODECS:
-        raise ValueError(f"unknown codec {codec!r} for {path}; expected one of {sorted(_CODECS)}")
-    encoder, options, default_crf, containers = _CODECS[codec]
-    container = _CONTAINERS.get(path.suffix.lower())
-    if container not in containers:
-        allowed = [s for s, c in _CONTAINERS.items() if c in containers]
-        raise ValueError(f"cannot write codec {codec!r} to {path}: its suffix must be one of {allowed}")
-    frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
-        raise ValueError(f"frames for {path} must be uint8 [T, H, W, 3] with T >= 1, "
-                         f"got {frames.dtype} {list(frames.shape)}")
-    T, H, W, _ = frames.shape
-    if codec == "h264" and (H % 2 or W % 2):
-        raise ValueError(f"h264 in yuv420p needs an even width and height; {path} has {W}x{H} (W x H)")
-    rate = Fraction(fps).limit_denominator(1001)  # ints stay exact; a float becomes a nearby fraction
-    if rate <= 0:
-        raise ValueError(f"fps must be positive for {path}, got {fps}")
-    if gop is not None and gop < 1:
-        raise ValueError(f"gop must be >= 1 frame for {path}, got {gop}")
-    crf = default_crf if crf is None else crf
-    if not 0 <= crf <= _CRF_MAX[codec]:
-        raise ValueError(f"crf for {codec} must be in [0, {_CRF_MAX[codec]}] for {path}, got {crf}")
-
-    with atomic_path(path) as tmp, av.open(str(tmp), "w", format=container) as out:
-        stream = out.add_stream(encoder, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        ctx = stream.codec_context
-        ctx.thread_count = 1
-        if gop is not None:
-            ctx.gop_size = gop
-        if codec == "vp9":
-            ctx.bit_rate = 0  # with crf: constant quality, no bitrate target
-        elif codec == "vp8":
-            ctx.bit_rate = 4_000_000  # libvpx's VP8 needs a ceiling next to crf; this one never binds
-        stream.options = {**options, "crf": str(crf)}
-        for i, frame in enumerate(frames):
-            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            f.pts, f.time_base = i, 1 / rate
-            out.mux(stream.encode(f))
-        out.mux(stream.encode())  # flush the encoder's delayed frames
-    return path
 
 
 # --------------------------------------------------------------------------------------------------
@@ -425,32 +327,9 @@ def _write_one(job: tuple[str, int, str, int, str]) -> None:
     write_video(Path(out_dir) / video_relpath(split, index, classes), frames, fps, codec="h264", gop=fps)
 
 
-def _available_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def run_jobs(fn, jobs: list, workers: int | None, desc: str, progress: bool = True, chunksize: int = 1) -> int:
-    """`fn(job)` for every job, in `workers` processes (default: the CPUs available; 1: in this
-    process), with a progress bar. Shared by the synthetic generators. Returns the processes used."""
-    from tqdm import tqdm
-
-    workers = _available_cpus() if workers is None else max(int(workers), 1)
-    workers = min(workers, len(jobs)) or 1
-    with tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress) as bar:
-        if workers == 1:
-            for job in jobs:
-                fn(job)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(workers) as pool:
-                for _ in pool.map(fn, jobs, chunksize=chunksize):
-                    bar.update()
-    return workers
-
-
-def make_dataset(out_dir: str | os.PathLike, num_train: int, num_val: int, seed: int = 0,
+def make_action_dataset(out_dir: str | os.PathLike, num_train: int, num_val: int, seed: int = 0,
                  workers: int | None = None, progress: bool = True, classes: str = "actions") -> dict:
-    """Write the synthetic dataset (layout in the module docstring) and return a summary.
+    """Write the synthetic dataset (layout in docs/synthetic.md) and return a summary.
 
     Videos that already exist are kept (writes are atomic, so an existing file is complete), which
     makes an interrupted run resumable; the list files are written last. A folder made with another
@@ -467,6 +346,7 @@ def make_dataset(out_dir: str | os.PathLike, num_train: int, num_val: int, seed:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = _class_set(classes)
+    # "generator" keeps the module's old name, which every existing folder records.
     meta = {"generator": "hiera_video.data.synthetic", "version": GENERATOR_VERSION, "seed": int(seed)}
     if classes != "actions":  # recorded only when not the default, so older folders stay valid
         meta["classes"] = classes
