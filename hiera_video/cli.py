@@ -151,6 +151,12 @@ def add_config_arguments(p: argparse.ArgumentParser, required: bool = False, ove
         p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. data.num_workers=8")
 
 
+def add_loader_arguments(p: argparse.ArgumentParser) -> None:
+    """--batch-size and --workers of the commands that embed a list of videos (embed, probe)."""
+    p.add_argument("--batch-size", type=positive_int, default=4, help="videos per process per step")
+    p.add_argument("--workers", type=non_negative_int, default=2, help="data workers per process")
+
+
 def _int_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)

@@ -12,7 +12,7 @@ resumes from OUT/parts. Any checkpoint works, MAE encoders included.
 import argparse
 import sys
 
-from ..cli import add_config_arguments, command, load_cli_config, output_folder
+from ..cli import add_config_arguments, add_loader_arguments, command, load_cli_config, output_folder
 from ..engine.evaluate import parse_views
 
 
@@ -26,8 +26,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--views", type=parse_views, default=(1, 1), help="temporal,spatial views (default 1,1)")
     p.add_argument("--pool", default="mean", choices=["mean", "max"], help="how views combine (default mean)")
     p.add_argument("--chunk", type=int, default=512, help="videos per resumable chunk")
-    p.add_argument("--batch-size", type=int, default=4, help="videos per process per step")
-    p.add_argument("--workers", type=int, default=2, help="data workers per process")
+    add_loader_arguments(p)
 
 
 @command(__doc__, arguments, logs=True)

@@ -18,8 +18,7 @@ import argparse
 import json
 import sys
 
-from ..cli import (add_config_arguments, command, load_cli_config, non_negative_int, output_folder,
-                   positive_int)
+from ..cli import add_config_arguments, add_loader_arguments, command, load_cli_config, output_folder, positive_int
 from ..engine.evaluate import parse_views
 
 
@@ -35,8 +34,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--views", type=parse_views, default=(1, 1), help="temporal,spatial views (default 1,1)")
     p.add_argument("--k", type=positive_int, default=20, help="neighbours that vote (default 20)")
     p.add_argument("--no-linear", action="store_true", help="skip the linear probe")
-    p.add_argument("--batch-size", type=positive_int, default=4, help="videos per process per step")
-    p.add_argument("--workers", type=non_negative_int, default=2, help="data workers per process")
+    add_loader_arguments(p)
 
 
 @command(__doc__, arguments, logs=True)
