@@ -1,7 +1,8 @@
 """The `hiera-video` command (also `python -m hiera_video`, and `accelerate launch -m hiera_video`): one
 subcommand per tool, each implemented once in `hiera_video/commands/` (the scripts in the checkout's
-tools/ call the same code), and what the subcommands share: logging, `--cfg NAME key=value ...`
-arguments, the training entry point behind `finetune` (tasks classify and ava) and `pretrain` (task mae).
+tools/ call the same code), and what the subcommands share: `command`, the one way a command is made
+(its parser, its logging, one handler of its errors), `--cfg NAME key=value ...` arguments, argparse
+types, and the training entry point behind `finetune` (tasks classify and ava) and `pretrain` (task mae).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import importlib
 import logging
 import re
 import sys
+from collections.abc import Callable
+
+from .errors import RUN_ERRORS, USAGE_ERRORS
 
 # name -> (module in hiera_video.commands, one-line summary). Summaries live here rather than being read
 # from the modules' docstrings so that `hiera-video --help` does not import torch.
@@ -45,6 +49,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 ALIASES = {"extract-embeddings": "embed"}
 
+Body = Callable[[argparse.Namespace], int]  # what a command does with its parsed arguments -> exit code
+Main = Callable[..., int]  # main(argv=None, prog=None) -> exit code: how a command is called
+
 
 def main(argv: list[str] | None = None) -> int:
     """`hiera-video COMMAND [ARGS]`: run one subcommand; `hiera-video COMMAND --help` for its options."""
@@ -75,32 +82,64 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def command(main):
-    """Decorator of every command's `main`: what a user's machine or keyboard does ends in one line, not a
-    traceback. An OSError (read-only folder, permission, missing parent, ...) exits 1 naming the path;
-    Ctrl-C exits 130 (training commands add how to resume)."""
-    @functools.wraps(main)
-    def run(argv=None, prog=None) -> int:
-        try:
-            return main(argv, prog)
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
-        except OSError as e:
-            print(f"error: {describe_os_error(e)}", file=sys.stderr)
-            return 1
-    return run
+class ArgumentsError(Exception):
+    """Arguments that parse but do not go together (`--csv needs --clips`): raised by a command's body,
+    reported by its parser like any argparse error (usage line, exit 2)."""
 
 
-def describe_os_error(e: OSError) -> str:
-    """`[Errno 30] Read-only file system: 'x'` -> `x: read-only file system`; other messages as they are."""
-    if e.filename is not None and e.strerror:
+def command(doc: str | None, arguments: Callable[[argparse.ArgumentParser], None], *, logs: bool = False,
+            interrupted: Callable[[argparse.Namespace], str] | None = None,
+            usage_errors: tuple[type[BaseException], ...] = (),
+            run_errors: tuple[type[BaseException], ...] = ()) -> Callable[[Body], Main]:
+    """The one way a command is made: `@command(__doc__, arguments) def main(args) -> int` becomes
+    `main(argv=None, prog=None) -> int`, what `hiera-video NAME`, tools/NAME.py and tests call.
+
+    Its parser is `command_parser(doc, prog)` with `arguments(p)` added; `logs` sets up logging before the
+    body runs. Every error ends in one line, not a traceback: USAGE_ERRORS and the command's `usage_errors`
+    exit 2; RUN_ERRORS, its `run_errors` and any other OSError exit 1 (an OSError naming the path); an
+    ArgumentsError is an argparse error (usage line, exit 2); Ctrl-C exits 130, saying `interrupted(args)`
+    (how to continue) when given."""
+    def build(body: Body) -> Main:
+        def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+            p = command_parser(doc, prog)
+            arguments(p)
+            args = None
+            try:
+                args = p.parse_args(argv)
+                if logs:
+                    setup_logging()
+                return body(args)
+            except ArgumentsError as e:
+                p.error(str(e))
+            except KeyboardInterrupt:
+                hint = interrupted(args) if interrupted is not None and args is not None else ""
+                print("interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
+                return 130
+            # Usage first: CheckpointError is in both tuples, and a checkpoint that cannot be read or does
+            # not fit is the input's fault in every command (the user named it, or the config did).
+            except USAGE_ERRORS + usage_errors as e:  # a value, path, config or list: the message says which
+                print(f"error: {describe_error(e)}", file=sys.stderr)
+                return 2
+            # The job could not go on: a full disk, no readable video, a read-only folder, a permission, ...
+            except RUN_ERRORS + run_errors + (OSError,) as e:
+                print(f"error: {describe_error(e)}", file=sys.stderr)
+                return 1
+        main.__doc__ = doc
+        return main
+    return build
+
+
+def describe_error(e: BaseException) -> str:
+    """An error as one line: `[Errno 30] Read-only file system: 'x'` -> `x: read-only file system`; other
+    messages as they are."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
         where = f"{e.filename} -> {e.filename2}" if e.filename2 else str(e.filename)
         return f"{where}: {e.strerror[0].lower() + e.strerror[1:]}"
     return str(e)
 
 
 def command_parser(doc: str | None, prog: str | None) -> argparse.ArgumentParser:
+    """Every command's parser: the module docstring, examples and all, as its description."""
     return argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
@@ -110,6 +149,12 @@ def add_config_arguments(p: argparse.ArgumentParser, required: bool = False, ove
                    help="YAML config file, or the name of a shipped one (`hiera-video configs` lists them)")
     if overrides:
         p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. data.num_workers=8")
+
+
+def add_loader_arguments(p: argparse.ArgumentParser) -> None:
+    """--batch-size and --workers of the commands that embed a list of videos (embed, probe)."""
+    p.add_argument("--batch-size", type=positive_int, default=4, help="videos per process per step")
+    p.add_argument("--workers", type=non_negative_int, default=2, help="data workers per process")
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -186,45 +231,29 @@ def setup_logging() -> None:
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per file saved is noise
 
 
-def _errors():
-    """(usage errors, run errors): see hiera_video.errors."""
-    from .errors import RUN_ERRORS, USAGE_ERRORS
-    return USAGE_ERRORS, RUN_ERRORS
-
-
-def train_main(argv: list[str] | None, task: str, description: str, prog: str | None = None) -> int:
-    """Parse `--cfg FILE|NAME key=value ...`, check the config's task is one this command runs (finetune:
-    classify and ava; pretrain: mae), train. Returns the exit code."""
-    from .config import ConfigError, load_config
-
-    p = command_parser(description, prog)
-    add_config_arguments(p, required=True)
-    args = p.parse_args(argv)
-    setup_logging()
-    try:
+def train_command(name: str, doc: str) -> Main:
+    """The `main` of finetune and of pretrain: `--cfg FILE|NAME key=value ...`, the config's task checked
+    to be one this command runs (each task names its command), then training; Ctrl-C says how to
+    continue."""
+    def run(args: argparse.Namespace) -> int:
+        from .config import ConfigError, load_config
+        from .tasks import task_class
         cfg = load_config(args.cfg, args.overrides)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    tools = {"classify": "finetune", "ava": "finetune", "mae": "pretrain"}
-    if tools[cfg.task] != tools[task]:
-        tool = tools[cfg.task]
-        print(f"error: {args.cfg} is a task {cfg.task!r} config; this command runs task {task!r} "
-              f"(use `hiera-video {tool}` or tools/{tool}.py)", file=sys.stderr)
-        return 2
-    from .engine.train import train
-    USAGE_ERRORS, RUN_ERRORS = _errors()
-    try:
+        args.output_dir = cfg.output_dir  # named by the Ctrl-C hint
+        tool = task_class(cfg.task).command
+        if tool != name:
+            raise ConfigError(f"{args.cfg} is a task {cfg.task!r} config, which `hiera-video {name}` does not run "
+                              f"(use `hiera-video {tool}` or tools/{tool}.py)")
+        from .engine.train import train  # here, not at the top: cli.py stays free of torch
         metrics = train(cfg)
-    except KeyboardInterrupt:
-        print(f"interrupted; the last checkpoint in {cfg.output_dir}/checkpoints is kept: continue with the same "
-              f"command and train.resume=true", file=sys.stderr)
-        return 130
-    except RUN_ERRORS as e:  # the run could not go on (full disk, damaged checkpoints, no readable video)
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except USAGE_ERRORS as e:  # bad values, paths or data: the message says which
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
-    return 0
+        print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
+        return 0
+
+    def resume_hint(args: argparse.Namespace) -> str:
+        if not hasattr(args, "output_dir"):  # stopped before the config was read: nothing to continue
+            return ""
+        return (f"the last checkpoint in {args.output_dir}/checkpoints is kept: continue with the same command "
+                f"and train.resume=true")
+
+    return command(doc, functools.partial(add_config_arguments, required=True), logs=True,
+                   interrupted=resume_hint)(run)

@@ -1,7 +1,11 @@
-"""The commands that turn a checkpoint into something else: `save-pretrained` (a Hugging Face folder that
-the rest of the project, and `predict`, read back with its class names and clip settings) and `export`
-(ONNX / torch.export files that run like the eager model)."""
+"""How every command is made (one parser builder, one error handler: `cli.command`), and the commands that
+turn a checkpoint into something else: `save-pretrained` (a Hugging Face folder that the rest of the
+project, and `predict`, read back with its class names and clip settings) and `export` (ONNX /
+torch.export files that run like the eager model)."""
 
+import errno
+import importlib
+import inspect
 import json
 
 import pytest
@@ -9,6 +13,54 @@ import torch
 
 import hiera_video
 from hiera_video import cli
+from hiera_video.errors import CheckpointError, ConfigError, DiskFullError
+
+
+def test_one_handler_ends_every_error_in_one_line_with_its_exit_code(capsys):
+    raised = {"config": ConfigError("c.yaml: optim.lr must be > 0, got 0"),
+              "checkpoint": CheckpointError("checkpoint not found: x.pt"),  # in both tuples: the input's fault
+              "disk": DiskFullError(errno.ENOSPC, "no space left on device writing out/m.pt"),
+              "os": PermissionError(errno.EACCES, "Permission denied", "/ro/out"),
+              "extra": RuntimeError("no CUDA device")}
+
+    def arguments(p):
+        p.add_argument("what")
+
+    @cli.command("A test command.", arguments, usage_errors=(RuntimeError,),
+                 interrupted=lambda args: f"run it again to continue {args.what}")
+    def main(args):
+        if args.what == "ctrl-c":
+            raise KeyboardInterrupt
+        if args.what == "clash":
+            raise cli.ArgumentsError("--a and --b do not go together")
+        if args.what == "ok":
+            return 0
+        raise raised[args.what]
+
+    expected = {"config": (2, "error: c.yaml: optim.lr must be > 0, got 0"),
+                "checkpoint": (2, "error: checkpoint not found: x.pt"),
+                "disk": (1, "error: [Errno 28] no space left on device writing out/m.pt"),
+                "os": (1, "error: /ro/out: permission denied"),
+                "extra": (2, "error: no CUDA device"),
+                "ctrl-c": (130, "interrupted; run it again to continue ctrl-c")}
+    for what, (code, line) in expected.items():
+        assert main([what], prog="hiera-video test") == code, what
+        assert capsys.readouterr().err == line + "\n", what
+    assert main(["ok"]) == 0
+    with pytest.raises(SystemExit) as e:
+        main(["clash"], prog="hiera-video test")
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("usage: hiera-video test")
+    assert "hiera-video test: error: --a and --b do not go together" in err
+    with pytest.raises(KeyError):  # anything else is a bug: a traceback, not a one-line error
+        main(["unknown"])
+
+
+def test_every_command_gets_its_parser_and_error_handling_from_cli_command():
+    for name, (module, _) in cli.COMMANDS.items():
+        source = inspect.getsource(importlib.import_module(f"hiera_video.commands.{module}"))
+        assert "ArgumentParser(" not in source and "parse_args(" not in source, name
+        assert 'print(f"error: {e}' not in source and "except KeyboardInterrupt" not in source, name
 
 
 def test_save_pretrained_folder_rebuilds_the_model_and_keeps_names_and_settings(tiny_classifier, tmp_path, capsys):

@@ -82,10 +82,10 @@ def test_finetuning_from_it_loads_every_encoder_weight(pretrained, data, tmp_pat
 
 
 def test_tools_refuse_a_config_of_the_other_task(tmp_path, capsys):
-    from hiera_video.cli import train_main
-    assert train_main(["--cfg", str(MAE_CFG)], "classify", "") == 2
+    from hiera_video.commands import finetune, pretrain
+    assert finetune.main(["--cfg", str(MAE_CFG)]) == 2
     assert "use `hiera-video pretrain` or tools/pretrain.py" in capsys.readouterr().err
-    assert train_main(["--cfg", str(ROOT / "configs" / "synthetic_hiera_tiny.yaml")], "mae", "") == 2
+    assert pretrain.main(["--cfg", str(ROOT / "configs" / "synthetic_hiera_tiny.yaml")]) == 2
     assert "use `hiera-video finetune` or tools/finetune.py" in capsys.readouterr().err
 
 

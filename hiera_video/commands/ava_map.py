@@ -18,22 +18,19 @@ from ..cli import command
 from ..tasks.ava.metric import frame_map
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gt", type=Path, required=True, help="ground truth, e.g. ava_val_v2.2.csv")
     p.add_argument("--detections", type=Path, required=True, help="results: video,time,x1,y1,x2,y2,action,score")
     p.add_argument("--labelmap", type=Path, required=True, help="the classes to evaluate (pbtxt)")
     p.add_argument("--exclusions", type=Path, help="keyframes to leave out (video_id,timestamp)")
     p.add_argument("--capacity", type=int, default=50, help="detection rows kept per keyframe (0 = all)")
     p.add_argument("--iou", type=float, default=0.5, help="IoU needed for a match")
-    args = p.parse_args(argv)
-    try:
-        result = frame_map(args.gt, args.detections, args.labelmap, args.exclusions, iou=args.iou,
-                           capacity=args.capacity)
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+
+@command(__doc__, arguments)
+def main(args: argparse.Namespace) -> int:
+    result = frame_map(args.gt, args.detections, args.labelmap, args.exclusions, iou=args.iou,
+                       capacity=args.capacity)
     print(json.dumps(result, indent=2))
     return 0
 

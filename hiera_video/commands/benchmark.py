@@ -9,13 +9,11 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import command
 from ..benchmark import parse_batch_sizes, run_benchmark
+from ..cli import command
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="a registered name (hiera_video.list_models())")
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     p.add_argument("--dtype", default="fp16", choices=["fp16", "bf16", "fp32"])
@@ -31,17 +29,15 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --compare-official")
     p.add_argument("--peak-tflops", type=float, help="device peak for MFU (known GPUs are looked up)")
     p.add_argument("--json", type=Path, help="write the results here")
-    args = p.parse_args(argv)
+
+
+# RuntimeError: no CUDA device, no official package for --compare-official, out of memory at a batch size
+@command(__doc__, arguments, usage_errors=(RuntimeError,))
+def main(args: argparse.Namespace) -> int:
     compile_ = args.device == "cuda" if args.compile is None else args.compile
-    try:
-        batch_sizes = parse_batch_sizes(args.batch_sizes)
-        report = run_benchmark(args.model, args.device, args.dtype, batch_sizes, compile=compile_,
-                               train=args.train, compare_official=args.compare_official, warmup=args.warmup,
-                               iters=args.iters, seconds=args.seconds, rounds=args.rounds,
-                               peak_tflops=args.peak_tflops)
-    except (RuntimeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    report = run_benchmark(args.model, args.device, args.dtype, parse_batch_sizes(args.batch_sizes), compile=compile_,
+                           train=args.train, compare_official=args.compare_official, warmup=args.warmup,
+                           iters=args.iters, seconds=args.seconds, rounds=args.rounds, peak_tflops=args.peak_tflops)
     print(report.table())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

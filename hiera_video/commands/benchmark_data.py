@@ -16,12 +16,10 @@ from pathlib import Path
 from ..cli import command
 from ..data.bench import benchmark_loader, make_pan_videos
 from ..data.decode import available_backends
-from ..data.lists import ListError, read_list
+from ..data.lists import read_list
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--list", type=Path, help="data list to read videos from")
     src.add_argument("--make-pan-videos", type=Path, metavar="DIR",
@@ -38,13 +36,12 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--randaug-order", default="before_crop", choices=["before_crop", "after_crop"])
     p.add_argument("--train-short-side", type=int, help="resize decoded training frames to this short side first")
     p.add_argument("--json", type=Path, help="also write the results here")
-    args = p.parse_args(argv)
+
+
+@command(__doc__, arguments)
+def main(args: argparse.Namespace) -> int:
     list_path = make_pan_videos(args.make_pan_videos) if args.make_pan_videos else args.list
-    try:
-        entries = read_list(list_path, args.root)
-    except ListError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    entries = read_list(list_path, args.root)
     results = []
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         r = benchmark_loader(entries, backend, args.workers, args.clips, args.mode, args.batch_size,

@@ -13,13 +13,11 @@ from pathlib import Path
 
 import torch
 
-from ..cli import command
 from ..benchmark import DTYPES, device_name, run_mae_sparsity
+from ..cli import command
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="mae_hiera_base_16x224", help="an mae_* model")
     p.add_argument("--ratios", default="0,0.9", help="comma-separated mask ratios")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -29,16 +27,15 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--iters", type=int, default=3, help="at least this many timed steps")
     p.add_argument("--seconds", type=float, default=5.0, help="and at least this long")
     p.add_argument("--json", type=Path, help="write the results here")
-    args = p.parse_args(argv)
-    try:
-        ratios = [float(r) for r in args.ratios.split(",")]
-        if args.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda but no CUDA device is visible")
-        rows = run_mae_sparsity(args.model, ratios, args.device, args.dtype, args.batch_size, not args.no_train,
-                                iters=args.iters, seconds=args.seconds)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+
+@command(__doc__, arguments)
+def main(args: argparse.Namespace) -> int:
+    ratios = [float(r) for r in args.ratios.split(",")]
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda but no CUDA device is visible")
+    rows = run_mae_sparsity(args.model, ratios, args.device, args.dtype, args.batch_size, not args.no_train,
+                            iters=args.iters, seconds=args.seconds)
     dense = next((r for r in rows if r["mask_ratio"] == 0), None)
     for r in rows:
         if dense is not None and r is not dense:

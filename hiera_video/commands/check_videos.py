@@ -18,12 +18,10 @@ from tqdm import tqdm
 
 from ..cli import command
 from ..data.check import default_workers, inspect_entries
-from ..data.lists import ListError, read_list
+from ..data.lists import read_list
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("list", type=Path, help="data list: 'path label' lines (labels optional here)")
     p.add_argument("--root", type=Path, help="folder relative paths start from (default: the list's folder)")
     p.add_argument("--workers", type=int, default=default_workers())
@@ -33,12 +31,11 @@ def main(argv=None, prog=None) -> int:
                    help="read only the first, middle and last frames (misses corruption in between)")
     p.add_argument("--out", type=Path, help="write the bad entries here instead of stdout")
     p.add_argument("--warnings", type=Path, help="also write the warnings here, one `path<TAB>warning` line each")
-    args = p.parse_args(argv)
-    try:
-        entries = read_list(args.list, args.root, labelled=False)
-    except ListError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+
+@command(__doc__, arguments)
+def main(args: argparse.Namespace) -> int:
+    entries = read_list(args.list, args.root, labelled=False)
     bad, warned = [], []
     results = inspect_entries(entries, args.backend, full=not args.quick, workers=args.workers)
     for entry, reason, warnings in tqdm(results, total=len(entries), desc="checking videos", unit="video",

@@ -9,9 +9,10 @@ Any command's `--cfg` takes these names as well as file paths; `data.classes` an
 class lists' names (kinetics400, kinetics600, kinetics700, ssv2, ava_v2.2_60classes).
 """
 
-import sys
+import argparse
+import difflib
 
-from ..cli import command, command_parser
+from ..cli import command
 from ..resources import CLASSES_DIR, CONFIG_DIR, list_class_lists, list_configs
 
 
@@ -28,12 +29,13 @@ def _summary(name: str, width: int = 90) -> str:
     return text if len(text) <= width else text[:width - 3].rstrip() + "..."
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = command_parser(__doc__, prog)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?", help="a shipped config or class list to print")
     p.add_argument("--path", action="store_true", help="print its installed path instead of its text")
-    args = p.parse_args(argv)
+
+
+@command(__doc__, arguments)
+def main(args: argparse.Namespace) -> int:
     if args.name is None:
         names = list_configs()
         width = max(map(len, names))
@@ -49,11 +51,9 @@ def main(argv=None, prog=None) -> int:
     elif name in list_class_lists():
         path = CLASSES_DIR / f"{name}.txt"
     else:
-        import difflib
         close = difflib.get_close_matches(name, list_configs() + list_class_lists(), n=3)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        print(f"error: {args.name!r} is neither a shipped config nor a shipped class list{hint} "
-              f"(`hiera-video configs` lists them)", file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"{args.name!r} is neither a shipped config nor a shipped class list{hint} "
+                                f"(`hiera-video configs` lists them)")
     print(path if args.path else path.read_text(encoding="utf-8"), end="\n" if args.path else "")
     return 0

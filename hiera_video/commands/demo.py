@@ -18,20 +18,18 @@ import sys
 import time
 from pathlib import Path
 
-from ..cli import command, setup_logging
+from ..cli import command
 from ..config import load_config
 from ..data.check import check_entries
 from ..data.lists import read_list
-from ..synthetic.actions import make_action_dataset
 from ..engine.embed import extract_embeddings
 from ..engine.evaluate import evaluate
 from ..engine.train import latest_checkpoint, train
 from ..retrieval import leave_one_out, load_index
+from ..synthetic.actions import make_action_dataset
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfg", type=Path, default="synthetic_hiera_tiny",
                    help="config file or shipped config name (default synthetic_hiera_tiny)")
     p.add_argument("--data", type=Path, default=Path("runs/demo/data"))
@@ -39,8 +37,10 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--val", type=int, default=100, help="synthetic validation videos")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. train.epochs=5")
-    args = p.parse_args(argv)
-    setup_logging()
+
+
+@command(__doc__, arguments, logs=True)
+def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
 
     summary = make_action_dataset(args.data, args.train, args.val, seed=0, workers=args.workers)

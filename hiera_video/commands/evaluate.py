@@ -13,28 +13,23 @@ import argparse
 import json
 import sys
 
-from ..cli import add_config_arguments, command, output_folder, setup_logging
-from ..config import ConfigError, load_config
-from ..models.checkpoints import CheckpointError
+from ..cli import add_config_arguments, command, output_folder
+from ..config import load_config
+from ..engine.evaluate import evaluate
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p, required=True, overrides=False)
     p.add_argument("--ckpt", required=True, help="checkpoint file, HF folder, or URL")
     p.add_argument("--out", type=output_folder, help="report folder (default: output_dir/eval)")
     p.add_argument("--model", help="architecture for checkpoints that do not record it (default: model.name)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
-    args = p.parse_args(argv)
-    setup_logging()
-    try:
-        cfg = load_config(args.cfg, args.overrides)
-        from ..engine.evaluate import evaluate
-        metrics = evaluate(cfg, args.ckpt, args.out, args.model)
-    except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+
+@command(__doc__, arguments, logs=True)
+def main(args: argparse.Namespace) -> int:
+    cfg = load_config(args.cfg, args.overrides)
+    metrics = evaluate(cfg, args.ckpt, args.out, args.model)
     if not metrics:  # not the main process
         return 0
     print(json.dumps({k: None if isinstance(v, float) and v != v else v  # NaN is not JSON

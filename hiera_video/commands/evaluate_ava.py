@@ -14,27 +14,22 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import add_config_arguments, command, setup_logging
-from ..config import ConfigError, load_config
-from ..models.checkpoints import CheckpointError
+from ..cli import add_config_arguments, command
+from ..config import load_config
+from ..tasks.ava.task import evaluate_ava
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p, required=True, overrides=False)
     p.add_argument("--ckpt", required=True, help="a checkpoint written by task ava training")
     p.add_argument("--out", type=Path, help="report folder (default: output_dir/eval_ava)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
-    args = p.parse_args(argv)
-    setup_logging()
-    try:
-        cfg = load_config(args.cfg, args.overrides)
-        from ..tasks.ava.task import evaluate_ava
-        metrics = evaluate_ava(cfg, args.ckpt, args.out)
-    except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+
+@command(__doc__, arguments, logs=True)
+def main(args: argparse.Namespace) -> int:
+    cfg = load_config(args.cfg, args.overrides)
+    metrics = evaluate_ava(cfg, args.ckpt, args.out)
     if metrics:  # the main process's; the others return {}
         print(json.dumps({"mAP": metrics["mAP"], "classes": len(metrics["per_class"])}))
     return 0

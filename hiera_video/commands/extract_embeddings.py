@@ -12,16 +12,12 @@ resumes from OUT/parts. Any checkpoint works, MAE encoders included.
 import argparse
 import sys
 
-from ..cli import add_config_arguments, command, load_cli_config, output_folder, setup_logging
-from ..config import ConfigError
-from ..data.lists import ListError
+from ..cli import add_config_arguments, add_loader_arguments, command, load_cli_config, output_folder
+from ..engine.embed import extract_embeddings
 from ..engine.evaluate import parse_views
-from ..models.checkpoints import CheckpointError
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True)
     p.add_argument("--list", required=True, help="`path [label]` lines")
     p.add_argument("--out", type=output_folder, required=True)
@@ -31,19 +27,15 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--views", type=parse_views, default=(1, 1), help="temporal,spatial views (default 1,1)")
     p.add_argument("--pool", default="mean", choices=["mean", "max"], help="how views combine (default mean)")
     p.add_argument("--chunk", type=int, default=512, help="videos per resumable chunk")
-    p.add_argument("--batch-size", type=int, default=4, help="videos per process per step")
-    p.add_argument("--workers", type=int, default=2, help="data workers per process")
-    args = p.parse_args(argv)
-    setup_logging()
-    from ..engine.embed import extract_embeddings
-    try:
-        cfg = load_cli_config(args.cfg, args.overrides)
-        meta = extract_embeddings(cfg, args.ckpt, args.list, args.out, *args.views, pool=args.pool,
-                                  model_name=args.model, chunk=args.chunk, batch_size=args.batch_size,
-                                  num_workers=args.workers, root=args.root)
-    except (ConfigError, CheckpointError, ListError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    add_loader_arguments(p)
+
+
+@command(__doc__, arguments, logs=True)
+def main(args: argparse.Namespace) -> int:
+    cfg = load_cli_config(args.cfg, args.overrides)
+    meta = extract_embeddings(cfg, args.ckpt, args.list, args.out, *args.views, pool=args.pool,
+                              model_name=args.model, chunk=args.chunk, batch_size=args.batch_size,
+                              num_workers=args.workers, root=args.root)
     print(f"{meta['num_videos']} x {meta['dimension']} embeddings in {args.out} ({len(meta['unreadable'])} unreadable)")
     return 0
 

@@ -12,13 +12,9 @@ refused at the start: not supported yet). --cfg is a YAML file or a shipped conf
 
 import sys
 
-from ..cli import command, train_main
+from ..cli import train_command
 
-
-@command
-def main(argv=None, prog=None) -> int:
-    return train_main(argv, "classify", __doc__, prog)
-
+main = train_command("finetune", __doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,30 +10,27 @@ the deep stages learned little (normalised-pixel targets on the synthetic videos
 printed as warnings; the figures go to OUT/diagnose.json (with --out) and stdout.
 """
 
+import argparse
 import json
 import sys
 
-from ..cli import _errors, add_config_arguments, command, command_parser, load_cli_config, output_folder, positive_int, setup_logging
+from ..cli import add_config_arguments, command, load_cli_config, output_folder, positive_int
+from ..tasks.mae.diagnose import diagnose
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = command_parser(__doc__, prog)
+def arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p, required=True)  # whose data settings (frames, sampling, crop) cut the clips
     p.add_argument("--ckpt", required=True, help="an MAE checkpoint (any encoder: stage statistics only)")
     p.add_argument("--list", required=True, help="videos to measure on (labels not needed)")
     p.add_argument("--out", type=output_folder, help="folder for diagnose.json")
     p.add_argument("--videos", type=positive_int, default=64, help="videos to use (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random encoder and the masks")
-    args = p.parse_args(argv)
-    setup_logging()
-    from ..tasks.mae.diagnose import diagnose
-    try:
-        cfg = load_cli_config(args.cfg, args.overrides)
-        result = diagnose(cfg, args.ckpt, args.list, args.out, args.videos, args.seed)
-    except sum(_errors(), ()) as e:  # bad input, or a checkpoint that cannot be read: the message says which
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+
+@command(__doc__, arguments, logs=True)
+def main(args: argparse.Namespace) -> int:
+    cfg = load_cli_config(args.cfg, args.overrides)
+    result = diagnose(cfg, args.ckpt, args.list, args.out, args.videos, args.seed)
     print(f"{'stage':>5} {'channels':>8} {'eff. rank':>9} {'(random)':>8} {'common share':>12} {'(random)':>8}")
     for r in result["stages"]:
         print(f"{r['stage']:>5} {r['channels']:>8} {r['effective_rank']:>9.1f} {r['random_effective_rank']:>8.1f} "

@@ -17,7 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import _errors, command, command_parser, non_negative_int, output_folder, positive_int, setup_logging
+from ..cli import ArgumentsError, command, non_negative_int, output_folder, positive_int
+from ..synthetic.actions import CLASS_SETS
+from ..tasks.mae.study import Study, prepare_data
 
 
 def _floats(text: str) -> list[float]:
@@ -40,11 +42,7 @@ def _ints(text: str) -> list[int]:
     return values
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    from ..synthetic.actions import CLASS_SETS
-
-    p = command_parser(__doc__, prog)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=output_folder, required=True, help="study folder (resumable)")
     src = p.add_argument_group("data (default: a synthetic set generated under OUT/data)")
     src.add_argument("--data", type=Path, help="folder with train.csv (unlabelled pool), val.csv, classes.txt")
@@ -66,35 +64,28 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--pretrain", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of the pretraining config")
     p.add_argument("--finetune", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of the finetuning config")
     p.add_argument("--workers", type=non_negative_int, default=2, help="data workers (default 2; 0: in this process)")
-    args = p.parse_args(argv)
-    setup_logging()
-    from ..tasks.mae.study import Study, prepare_data
 
+
+def resume_hint(args: argparse.Namespace) -> str:
+    return f"run the same command again to continue the study in {args.out}"
+
+
+@command(__doc__, arguments, logs=True, interrupted=resume_hint)
+def main(args: argparse.Namespace) -> int:
     has_lists = args.data is not None or args.unlabelled is not None
     class_set = "dynamics"
     classes = args.classes
     if not has_lists and classes is not None:
         if classes not in CLASS_SETS:
-            p.error(f"--classes {classes!r} without --data or --unlabelled names a synthetic class set: one of "
-                    f"{', '.join(sorted(CLASS_SETS))}")
+            raise ArgumentsError(f"--classes {classes!r} without --data or --unlabelled names a synthetic class "
+                                 f"set: one of {', '.join(sorted(CLASS_SETS))}")
         class_set, classes = classes, None
-    USAGE_ERRORS, RUN_ERRORS = _errors()
-    try:
-        data = prepare_data(args.out, args.data, args.unlabelled, args.labelled, args.val, classes,
-                            per_class=args.per_class, class_set=class_set, num_unlabelled=args.num_unlabelled,
-                            num_val=args.num_val, seed=args.data_seed, workers=args.workers)
-        study = Study(args.out, data, args.seeds, args.ratios, args.pretrain_cfg, args.finetune_cfg,
-                      args.pretrain, args.finetune, workers=args.workers)
-        study.run()
-    except RUN_ERRORS as e:  # a training step could not go on (full disk, damaged checkpoints, no readable video)
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except USAGE_ERRORS as e:  # bad values, paths or data: the message says which
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"interrupted; run the same command again to continue the study in {args.out}", file=sys.stderr)
-        return 130
+    data = prepare_data(args.out, args.data, args.unlabelled, args.labelled, args.val, classes,
+                        per_class=args.per_class, class_set=class_set, num_unlabelled=args.num_unlabelled,
+                        num_val=args.num_val, seed=args.data_seed, workers=args.workers)
+    study = Study(args.out, data, args.seeds, args.ratios, args.pretrain_cfg, args.finetune_cfg,
+                  args.pretrain, args.finetune, workers=args.workers)
+    study.run()
     print((args.out / "study.md").read_text())
     return 0
 

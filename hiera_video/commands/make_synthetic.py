@@ -16,9 +16,7 @@ from ..cli import command
 from ..synthetic.actions import CLASS_SETS, make_action_dataset
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="dataset folder (created if missing)")
     p.add_argument("--train", type=int, required=True, help="number of training videos")
     p.add_argument("--val", type=int, required=True, help="number of validation videos")
@@ -28,13 +26,12 @@ def main(argv=None, prog=None) -> int:
                         "diagonal moves and orbits) or dynamics (6: crossings that speed up or slow down)")
     p.add_argument("--workers", type=int, help="processes (default: the CPUs available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
-    try:
-        summary = make_action_dataset(args.out, args.train, args.val, seed=args.seed, workers=args.workers,
-                               progress=not args.no_progress, classes=args.classes)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+
+@command(__doc__, arguments)
+def main(args: argparse.Namespace) -> int:
+    summary = make_action_dataset(args.out, args.train, args.val, seed=args.seed, workers=args.workers,
+                           progress=not args.no_progress, classes=args.classes)
     print(json.dumps(summary))
     return 0
 

@@ -16,9 +16,7 @@ from ..cli import command
 from ..tasks.ava.synthetic import make_ava_dataset
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="dataset folder (created if missing)")
     p.add_argument("--videos-train", type=int, default=8, help="number of training videos")
     p.add_argument("--videos-val", type=int, default=4, help="number of validation videos")
@@ -28,14 +26,12 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--height", type=int, default=120, help="frame height in pixels")
     p.add_argument("--workers", type=int, help="processes (default: the CPUs available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
-    try:
-        summary = make_ava_dataset(args.out, args.videos_train, args.videos_val, seconds=args.seconds,
-                               seed=args.seed, width=args.width, height=args.height, workers=args.workers,
-                               progress=not args.no_progress)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+
+@command(__doc__, arguments)
+def main(args: argparse.Namespace) -> int:
+    summary = make_ava_dataset(args.out, args.videos_train, args.videos_val, seconds=args.seconds, seed=args.seed,
+                           width=args.width, height=args.height, workers=args.workers, progress=not args.no_progress)
     print(json.dumps(summary))
     return 0
 

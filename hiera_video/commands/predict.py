@@ -14,19 +14,17 @@ if any failed). Frames, sampling and crop come from --cfg if given, else from th
 project's checkpoints record them), else from the model (16x4 at 224 for the official ones).
 """
 
+import argparse
 import json
 import sys
 
-from ..cli import add_config_arguments, command, command_parser, device_arg, positive_int, split_overrides
-from ..config import ConfigError
-from ..data.lists import ListError
+from ..api import load_classifier, predict
+from ..cli import (ArgumentsError, add_config_arguments, command, device_arg, load_cli_config, positive_int,
+                   split_overrides)
 from ..engine.evaluate import parse_views
-from ..models.checkpoints import CheckpointError
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = command_parser(__doc__, prog)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("videos", nargs="+", help="video files (and key=value config overrides)")
     p.add_argument("--ckpt", required=True, help="checkpoint file, HF folder or hub name")
     add_config_arguments(p, overrides=False)
@@ -36,18 +34,16 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--k", type=positive_int, default=5, help="classes per video (default 5)")
     p.add_argument("--device", type=device_arg, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print one JSON list instead of text")
-    args = p.parse_args(argv)
+
+
+@command(__doc__, arguments)
+def main(args: argparse.Namespace) -> int:
     videos, overrides = split_overrides(args.videos)
     if not videos:
-        p.error(f"no video given: {' '.join(overrides)} read as key=value config overrides (no such files)")
-    from ..cli import load_cli_config
-    from ..api import load_classifier, predict
-    try:
-        cfg = load_cli_config(args.cfg, overrides)
-        model = load_classifier(args.ckpt, args.model, cfg, args.labels)
-    except (ConfigError, CheckpointError, ListError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise ArgumentsError(f"no video given: {' '.join(overrides)} read as key=value config overrides "
+                             f"(no such files)")
+    cfg = load_cli_config(args.cfg, overrides)
+    model = load_classifier(args.ckpt, args.model, cfg, args.labels)
     results = predict(videos, model, k=args.k, views=args.views, device=args.device)
     if args.json:
         print(json.dumps(results, indent=2))

@@ -12,17 +12,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import command
-from ..data.lists import ListError, read_classes
-from ..data.prepare import (index_videos, kinetics_from_csv, kinetics_from_folders,
-                                      write_lists)
+from ..cli import ArgumentsError, command
+from ..data.lists import read_classes
+from ..data.prepare import index_videos, kinetics_from_csv, kinetics_from_folders, write_lists
 
 CLASS_FILES = {"k400": "kinetics400", "k600": "kinetics600", "k700": "kinetics700"}
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--videos", type=Path, help="folder laid out split/class_name/*.mp4")
     src.add_argument("--csv", type=Path, nargs="+", help="official annotation CSVs (one list per CSV)")
@@ -31,19 +28,18 @@ def main(argv=None, prog=None) -> int:
                    help="class order of the official checkpoints (data_lists/kinetics*.txt)")
     p.add_argument("--classes", type=Path, help="another class file instead of --dataset's")
     p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    try:
-        classes = read_classes(args.classes or CLASS_FILES[args.dataset])  # a shipped list by name
-        if args.videos:
-            splits = kinetics_from_folders(args.videos, classes)
-        else:
-            if not args.clips:
-                p.error("--csv needs --clips")
-            index = index_videos(args.clips)
-            splits = [kinetics_from_csv(c, args.clips, classes, index) for c in args.csv]
-    except (ListError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+
+@command(__doc__, arguments)
+def main(args: argparse.Namespace) -> int:
+    classes = read_classes(args.classes or CLASS_FILES[args.dataset])  # a shipped list by name
+    if args.videos:
+        splits = kinetics_from_folders(args.videos, classes)
+    else:
+        if not args.clips:
+            raise ArgumentsError("--csv needs --clips")
+        index = index_videos(args.clips)
+        splits = [kinetics_from_csv(c, args.clips, classes, index) for c in args.csv]
     for line in write_lists(args.out, classes, splits):
         print(line)
     return 0

@@ -12,25 +12,22 @@ import sys
 from pathlib import Path
 
 from ..cli import command
-from ..data.lists import ListError
 from ..data.prepare import index_videos, ssv2_classes, ssv2_split, write_lists
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", type=Path, required=True, help="something-something-v2-labels.json")
     p.add_argument("--splits", type=Path, nargs="+", required=True, help="-train.json, -validation.json, ...")
     p.add_argument("--videos", type=Path, required=True, help="folder of {id}.webm")
     p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    try:
-        classes = ssv2_classes(args.labels)
-        index = index_videos(args.videos)
-        splits = [ssv2_split(s, args.labels, args.videos, index) for s in args.splits]
-    except (ListError, OSError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+
+# KeyError: an annotation without a field these files have (the message is the field's name)
+@command(__doc__, arguments, usage_errors=(KeyError,))
+def main(args: argparse.Namespace) -> int:
+    classes = ssv2_classes(args.labels)
+    index = index_videos(args.videos)
+    splits = [ssv2_split(s, args.labels, args.videos, index) for s in args.splits]
     for line in write_lists(args.out, classes, splits):
         print(line)
     return 0

@@ -10,13 +10,9 @@ the MAE reconstruction loss and validation reports it under fixed masks. Finetun
 
 import sys
 
-from ..cli import command, train_main
+from ..cli import train_command
 
-
-@command
-def main(argv=None, prog=None) -> int:
-    return train_main(argv, "mae", __doc__, prog)
-
+main = train_command("pretrain", __doc__)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,16 +14,16 @@ leave-one-out on the validation list. `--ckpt random` probes the model's own ran
 where they apply) and writes it to OUT/probe.json.
 """
 
+import argparse
 import json
 import sys
 
-from ..cli import _errors, add_config_arguments, command, command_parser, load_cli_config, non_negative_int, output_folder, positive_int, setup_logging
+from ..cli import add_config_arguments, add_loader_arguments, command, load_cli_config, output_folder, positive_int
 from ..engine.evaluate import parse_views
+from ..engine.probe import run_probe, write_random_init
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = command_parser(__doc__, prog)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="checkpoint file, HF folder or URL; `random`: a random init "
                                                  "of --model")
     p.add_argument("--val", required=True, help="`path label` lines to score")
@@ -35,25 +35,20 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--views", type=parse_views, default=(1, 1), help="temporal,spatial views (default 1,1)")
     p.add_argument("--k", type=positive_int, default=20, help="neighbours that vote (default 20)")
     p.add_argument("--no-linear", action="store_true", help="skip the linear probe")
-    p.add_argument("--batch-size", type=positive_int, default=4, help="videos per process per step")
-    p.add_argument("--workers", type=non_negative_int, default=2, help="data workers per process")
-    args = p.parse_args(argv)
-    setup_logging()
-    from ..engine.probe import run_probe, write_random_init
-    try:
-        cfg = load_cli_config(args.cfg, args.overrides)
-        ckpt = args.ckpt
-        if ckpt == "random":
-            name = args.model or (cfg.model.name if cfg else None)
-            if name is None:
-                raise ValueError("--ckpt random needs --model NAME (or --cfg, whose model.name is used)")
-            ckpt = str(write_random_init(name, args.out / "random_init.pt", cfg, args.seed))
-        metrics = run_probe(cfg, ckpt, args.val, args.out, args.train, model_name=args.model, views=args.views,
-                            k=args.k, linear=not args.no_linear, batch_size=args.batch_size,
-                            num_workers=args.workers)
-    except sum(_errors(), ()) as e:  # bad input, or a checkpoint that cannot be read: the message says which
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    add_loader_arguments(p)
+
+
+@command(__doc__, arguments, logs=True)
+def main(args: argparse.Namespace) -> int:
+    cfg = load_cli_config(args.cfg, args.overrides)
+    ckpt = args.ckpt
+    if ckpt == "random":
+        name = args.model or (cfg.model.name if cfg else None)
+        if name is None:
+            raise ValueError("--ckpt random needs --model NAME (or --cfg, whose model.name is used)")
+        ckpt = str(write_random_init(name, args.out / "random_init.pt", cfg, args.seed))
+    metrics = run_probe(cfg, ckpt, args.val, args.out, args.train, model_name=args.model, views=args.views,
+                        k=args.k, linear=not args.no_linear, batch_size=args.batch_size, num_workers=args.workers)
     print(json.dumps(metrics))
     return 0
 

@@ -14,18 +14,18 @@ from ..data.check import default_workers
 from ..data.resize import resize_tree
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--src", type=Path, required=True)
     p.add_argument("--dst", type=Path, required=True)
     p.add_argument("--short-side", type=int, default=320)
     p.add_argument("--gop", type=int, default=16, help="frames between keyframes (short: fast seeking)")
     p.add_argument("--workers", type=int, default=default_workers())
-    args = p.parse_args(argv)
+
+
+@command(__doc__, arguments)
+def main(args: argparse.Namespace) -> int:
     if not args.src.is_dir():
-        print(f"error: --src {args.src} is not a folder", file=sys.stderr)
-        return 2
+        raise ValueError(f"--src {args.src} is not a folder")
     summary = resize_tree(args.src, args.dst, args.short_side, args.gop, args.workers,
                           progress=sys.stderr.isatty())
     print(f"resized {summary.done}, already done {summary.skipped}, failed {len(summary.failed)}")

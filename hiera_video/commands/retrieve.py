@@ -16,22 +16,20 @@ from pathlib import Path
 
 import torch
 
+from ..api import embed
 from ..cli import command
+from ..engine.evaluate import ClipSettings
 from ..retrieval import leave_one_out, load_index, search, search_faiss
 
 
 def embed_video(path: str, meta: dict) -> torch.Tensor:
     """A new video's embedding, made exactly as the index's were (checkpoint, settings, views, pooling)."""
-    from ..api import embed
-    from ..engine.evaluate import ClipSettings
 
     return embed(path, meta["checkpoint"], tuple(meta["views"]), meta["pooling"], model_name=meta.get("model"),
                  settings=ClipSettings(**meta["clip_settings"]))
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", type=Path, required=True, help="embedding folder")
     q = p.add_mutually_exclusive_group(required=True)
     q.add_argument("--query", help="a video file to embed and search with")
@@ -39,23 +37,22 @@ def main(argv=None, prog=None) -> int:
     q.add_argument("--eval", action="store_true", help="leave-one-out recall@1/5/10 and mAP, as JSON")
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--faiss", action="store_true", help="search with FAISS (exact inner product) if installed")
-    args = p.parse_args(argv)
-    try:
-        emb, paths, labels, meta = load_index(args.index)
-        if args.eval:
-            print(json.dumps(leave_one_out(emb, labels), indent=2))
-            return 0
-        if args.query is not None:
-            query, exclude = embed_video(args.query, meta), None
-        else:
-            if not 0 <= args.query_index < len(emb):
-                raise ValueError(f"--query-index {args.query_index} is outside the index's {len(emb)} rows")
-            if not torch.isfinite(emb[args.query_index]).all():
-                raise ValueError(f"row {args.query_index} ({paths[args.query_index]}) is an unreadable video")
-            query, exclude = emb[args.query_index:args.query_index + 1], torch.tensor([args.query_index])
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+
+@command(__doc__, arguments)
+def main(args: argparse.Namespace) -> int:
+    emb, paths, labels, meta = load_index(args.index)
+    if args.eval:
+        print(json.dumps(leave_one_out(emb, labels), indent=2))
+        return 0
+    if args.query is not None:
+        query, exclude = embed_video(args.query, meta), None
+    else:
+        if not 0 <= args.query_index < len(emb):
+            raise ValueError(f"--query-index {args.query_index} is outside the index's {len(emb)} rows")
+        if not torch.isfinite(emb[args.query_index]).all():
+            raise ValueError(f"row {args.query_index} ({paths[args.query_index]}) is an unreadable video")
+        query, exclude = emb[args.query_index:args.query_index + 1], torch.tensor([args.query_index])
     find = search_faiss if args.faiss else search
     scores, idx = find(query, emb, args.k, exclude)
     results = [{"rank": r + 1, "index": i, "path": paths[i], "label": labels[i], "score": round(s, 6)}

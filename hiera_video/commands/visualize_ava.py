@@ -22,9 +22,7 @@ from ..cli import command
 from ..tasks.ava.viz import visualize_ava
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=Path, required=True, help="root of the extracted keyframe JPEGs")
     p.add_argument("--detections", type=Path, required=True, help="results CSV (video,t,x1,y1,x2,y2,action,score)")
     p.add_argument("--labelmap", type=Path, required=True, help="action list .pbtxt")
@@ -34,13 +32,12 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--min-score", type=float, default=0.2, help="hide actions scoring below this")
     p.add_argument("--max-keyframes", type=int, default=20, help="write at most this many images")
     p.add_argument("--scale", type=int, default=2, help="pixel zoom of the frame")
-    args = p.parse_args(argv)
-    try:
-        written, total = visualize_ava(args.frames, args.detections, args.labelmap, args.out, args.gt, args.top,
-                                       args.min_score, args.max_keyframes, args.scale)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+
+@command(__doc__, arguments)
+def main(args: argparse.Namespace) -> int:
+    written, total = visualize_ava(args.frames, args.detections, args.labelmap, args.out, args.gt, args.top,
+                                   args.min_score, args.max_keyframes, args.scale)
     n = len(written)
     print(f"wrote {n} image{'s' * (n != 1)} to {args.out} ({total} keyframe{'s' * (total != 1)} with detections)")
     return 0

@@ -17,12 +17,15 @@ from pathlib import Path
 import torch
 
 from ..cli import command
-from ..models.checkpoints import CheckpointError
+from ..data.lists import Entry
+from ..data.transforms import normalize
+from ..engine.evaluate import clip_settings, multi_view_dataset
+from ..models import create_model, read_checkpoint
+from ..models.mae import MaskedAutoencoderHiera
+from ..viz import mae_figure, write_png
 
 
-@command
-def main(argv=None, prog=None) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="an MAE checkpoint (this project's, official .pth, HF folder)")
     p.add_argument("--video", required=True)
     p.add_argument("--out", type=Path, required=True, help="PNG file to write")
@@ -32,24 +35,15 @@ def main(argv=None, prog=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the random mask")
     p.add_argument("--frames", type=int, default=8, help="at most this many frames (columns)")
     p.add_argument("--scale", type=int, default=0, help="pixel zoom (default: 4 below 128 px, else 1)")
-    args = p.parse_args(argv)
 
-    from ..data.lists import Entry
-    from ..data.transforms import normalize
-    from ..engine.evaluate import clip_settings, multi_view_dataset
-    from ..models import create_model, read_checkpoint
-    from ..models.mae import MaskedAutoencoderHiera
-    from ..viz import mae_figure, write_png
 
-    try:
-        ckpt = read_checkpoint(args.ckpt)
-        model = create_model(None if ckpt.model_config else args.model, pretrained=ckpt)
-        if not isinstance(model, MaskedAutoencoderHiera):
-            raise ValueError(f"{args.ckpt} holds a classifier, not an MAE (it has no decoder to reconstruct "
-                             f"with); give an MAE checkpoint" + ("" if ckpt.model_config else " and --model mae_..."))
-    except (CheckpointError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+@command(__doc__, arguments)
+def main(args: argparse.Namespace) -> int:
+    ckpt = read_checkpoint(args.ckpt)
+    model = create_model(None if ckpt.model_config else args.model, pretrained=ckpt)
+    if not isinstance(model, MaskedAutoencoderHiera):
+        raise ValueError(f"{args.ckpt} holds a classifier, not an MAE (it has no decoder to reconstruct "
+                         f"with); give an MAE checkpoint" + ("" if ckpt.model_config else " and --model mae_..."))
     model.eval()
     s = clip_settings(model, ckpt, None)
     item = multi_view_dataset([Entry(args.video, -1, 1)], s, 1, 1)[0]
