@@ -115,8 +115,6 @@ def command(doc: str | None, arguments: Callable[[argparse.ArgumentParser], None
                 hint = interrupted(args) if interrupted is not None and args is not None else ""
                 print("interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
                 return 130
-            # Usage first: CheckpointError is in both tuples, and a checkpoint that cannot be read or does
-            # not fit is the input's fault in every command (the user named it, or the config did).
             except USAGE_ERRORS + usage_errors as e:  # a value, path, config or list: the message says which
                 print(f"error: {describe_error(e)}", file=sys.stderr)
                 return 2

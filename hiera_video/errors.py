@@ -1,7 +1,9 @@
-"""The errors a user can meet, in one module that imports nothing heavy: the CLI's one error handler
-sorts them (`USAGE_ERRORS` exit 2, `RUN_ERRORS` exit 1) without importing torch, and every layer
-raises them without importing the layer that defines the rest. Each message names its culprit (the
-config key, the file and line, the checkpoint key and both shapes)."""
+"""The errors a user can meet, and the value checks of config sections that raise `ConfigError`.
+
+One module that imports nothing: the CLI's one error handler sorts the errors (`USAGE_ERRORS` exit 2,
+`RUN_ERRORS` exit 1) without importing torch, and every layer raises them (and a task's config section
+checks its values) without importing the layer that defines the rest. Each message names its culprit:
+the config key, the file and line, the checkpoint key and both shapes."""
 
 from __future__ import annotations
 
@@ -38,10 +40,12 @@ class TooManyBadVideos(RuntimeError):
         return last.split(prefix, 1)[1] if prefix in last else last
 
 
-# What a command reports as one line. Usage: the input was wrong (a value, a path, a config, a list);
-# run: the job could not go on (a full disk, damaged checkpoints, no readable video).
+# What a command reports as one line. Usage (exit 2): the input was wrong: a value, a path, a config, a
+# list, or a checkpoint that cannot be read or does not fit (CheckpointError is a ValueError: the user
+# or the config named it). Run (exit 1): the job could not go on: a full disk, a checkpoint that could
+# not be written, no readable video.
 USAGE_ERRORS: tuple[type[BaseException], ...] = (FileExistsError, FileNotFoundError, ValueError)
-RUN_ERRORS: tuple[type[BaseException], ...] = (CheckpointError, CheckpointWriteError, DiskFullError, TooManyBadVideos)
+RUN_ERRORS: tuple[type[BaseException], ...] = (CheckpointWriteError, DiskFullError, TooManyBadVideos)
 
 
 def check_range(key: str, value: float, low: float, high: float, low_open: bool = False) -> None:

@@ -1,4 +1,4 @@
-"""AVA keyframe pictures (hiera_video/viz_boxes.py): boxes in the right colours at the right pixels, labels
+"""AVA keyframe pictures (hiera_video/tasks/ava/viz.py): boxes in the right colours at the right pixels, labels
 as ink inside their blocks, frames read back; and tools/visualize_ava.py end to end on a tiny hand-made AVA
 layout (JPEG keyframes, label map, detections and ground truth)."""
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Write the synthetic action dataset (8 classes in time-reversed pairs; see hiera_video/data/synthetic.py).
+"""Write the synthetic action dataset (8 classes in time-reversed pairs; see hiera_video/synthetic/actions.py).
 
 The same as `hiera-video make-synthetic` (implemented in hiera_video/commands/make_synthetic.py); `--help` for the options.
 """

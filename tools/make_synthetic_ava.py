@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Write a small synthetic AVA v2.2 dataset in the official layout (see hiera_video/data/synthetic_ava.py).
+"""Write a small synthetic AVA v2.2 dataset in the official layout (see hiera_video/tasks/ava/synthetic.py).
 
 The same as `hiera-video make-synthetic-ava` (implemented in hiera_video/commands/make_synthetic_ava.py); `--help` for the options.
 """

@@ -1,4 +1,4 @@
-"""Write the synthetic action dataset (8 classes in time-reversed pairs; see hiera_video/data/synthetic.py).
+"""Write the synthetic action dataset (8 classes in time-reversed pairs; see hiera_video/synthetic/actions.py).
 
     hiera-video make-synthetic --out data/synthetic --train 400 --val 100 --seed 0
     hiera-video make-synthetic --out data/synthetic --train 800 --val 100 --seed 0   # grows it

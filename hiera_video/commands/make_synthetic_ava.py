@@ -1,4 +1,4 @@
-"""Write a small synthetic AVA v2.2 dataset in the official layout (see hiera_video/data/synthetic_ava.py).
+"""Write a small synthetic AVA v2.2 dataset in the official layout (see hiera_video/tasks/ava/synthetic.py).
 
     hiera-video make-synthetic-ava --out data/ava_syn
     hiera-video make-synthetic-ava --out data/ava_syn --videos-train 8 --videos-val 4 --seconds 10 --seed 0

@@ -182,7 +182,7 @@ class DecordReader(VideoReader):
 
     def __init__(self, path: str, num_threads: int = 1):
         super().__init__(path)
-        import decord
+        import decord  # optional (x86-64 wheels only), and only after PyAV: see docs/data.md
         try:
             self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
             self.data_frames = len(self._vr)
@@ -312,7 +312,7 @@ class TorchCodecReader(VideoReader):
 
     def __init__(self, path: str, num_threads: int = 1):
         super().__init__(path)
-        from torchcodec.decoders import VideoDecoder
+        from torchcodec.decoders import VideoDecoder  # optional: needs FFmpeg's shared libraries
         try:
             self._decoder = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=num_threads,
                                          seek_mode="exact")

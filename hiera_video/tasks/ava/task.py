@@ -1,6 +1,6 @@
 """AVA v2.2 detection: its training task for the shared loop (`AvaTask`, `task: ava`) and its
 evaluation: datasets from the official files, per-box inference gathered exactly across processes,
-detections in the official CSV format, and the frame-level mAP (`engine/ava_map.py`).
+detections in the official CSV format, and the frame-level mAP (`metric.py`).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def detection_rows(found: dict, action_ids: list[int]) -> list[tuple[str, int, t
 
 class FrameMapScorer:
     """The val ground truth, label map and exclusions, read once: detections -> frame-level mAP with
-    the official evaluator's rules (`engine/ava_map.py`)."""
+    the official evaluator's rules (`metric.py`)."""
 
     def __init__(self, cfg: Config):
         self.labelmap = read_labelmap(_need(cfg, "labelmap"))
