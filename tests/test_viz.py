@@ -111,11 +111,11 @@ def test_confusion_png_checks_its_input(tmp_path):
 
 
 def test_evaluation_reports_give_the_class_names_to_the_confusion_matrix(tmp_path, monkeypatch):
-    import hiera_video.viz
     from hiera_video.data.lists import Entry
+    from hiera_video.engine import evaluate
     from hiera_video.engine.evaluate import write_reports
     seen = {}
-    monkeypatch.setattr(hiera_video.viz, "confusion_png",
+    monkeypatch.setattr(evaluate, "confusion_png",
                         lambda matrix, path, names=None: seen.update(matrix=matrix, path=path, names=names))
     entries = [Entry("a.mp4", 0, 1), Entry("b.mp4", 2, 2)]
     scores = torch.tensor([[0.9, 0.05, 0.05], [0.1, 0.7, 0.2]])
