@@ -23,7 +23,7 @@ def _module_name(path: Path) -> str:
 
 
 def _modules() -> dict[str, Path]:
-    return {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
 def _resolve(module: str, path: Path, node: ast.ImportFrom) -> str:
@@ -32,11 +32,11 @@ def _resolve(module: str, path: Path, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def _imports(module: str, path: Path, local: bool) -> list[tuple[int, str]]:
+def _imports(module: str, path: Path, local: bool, known: dict | None = None) -> list[tuple[int, str]]:
     """(line, imported hiera_video module) of the module-level imports (local=False) or of the imports
     inside functions (local=True). `if TYPE_CHECKING:` blocks do not run and are skipped."""
     tree = ast.parse(path.read_text())
-    known = _modules()
+    known = _modules() if known is None else known
     found = []
 
     def visit(nodes, in_function):
@@ -72,7 +72,8 @@ def _imports(module: str, path: Path, local: bool) -> list[tuple[int, str]]:
 
 
 def test_module_level_imports_have_no_cycle():
-    graph = {m: {t for _, t in _imports(m, p, local=False) if t != m} for m, p in _modules().items()}
+    modules = _modules()
+    graph = {m: {t for _, t in _imports(m, p, False, modules) if t != m} for m, p in modules.items()}
     # Tarjan's strongly connected components: any with more than one module is a cycle.
     index, low, stack, on, cycles, counter = {}, {}, [], set(), [], [0]
 
@@ -105,9 +106,10 @@ def test_module_level_imports_have_no_cycle():
 
 
 def test_no_function_local_import_of_the_package_outside_the_lazy_entry_points():
+    modules = _modules()
     offenders = [f"{p.relative_to(PACKAGE)}:{line} imports {target}"
-                 for m, p in _modules().items() if str(p.relative_to(PACKAGE)) not in LAZY
-                 for line, target in _imports(m, p, local=True)]
+                 for m, p in modules.items() if str(p.relative_to(PACKAGE)) not in LAZY
+                 for line, target in _imports(m, p, True, modules)]
     assert not offenders, "\n".join(offenders)
 
 
@@ -154,3 +156,12 @@ def test_the_readme_module_map_matches_the_tree():
         assert names - {"__init__.py"} == actual, (folder, "missing:", actual - names, "stale:", names - actual)
     folders = {str(p.parent.relative_to(PACKAGE.parent)) for p in PACKAGE.rglob("*.py")}
     assert folders <= set(named), folders - set(named)
+
+
+def test_old_import_paths_keep_working():
+    """Paths users may have in notebooks (the issue names these two) still lead to the same objects."""
+    from hiera_video.engine.train import Trainer, train
+    from hiera_video.models import create_model
+    from hiera_video.models.factory import create_model as factory_create_model
+    assert create_model is factory_create_model is hiera_video.create_model
+    assert train.__module__ == Trainer.__module__ == "hiera_video.engine.train"
