@@ -165,3 +165,9 @@ def test_old_import_paths_keep_working():
     from hiera_video.models.factory import create_model as factory_create_model
     assert create_model is factory_create_model is hiera_video.create_model
     assert train.__module__ == Trainer.__module__ == "hiera_video.engine.train"
+
+
+def test_every_folder_of_the_package_is_a_regular_package():
+    """A folder without __init__.py would be a namespace package: no docstring, and easy to lose in packaging."""
+    folders = {p.parent for p in PACKAGE.rglob("*.py")}
+    assert all((f / "__init__.py").exists() for f in folders), sorted(str(f) for f in folders if not (f / "__init__.py").exists())
