@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "configs": ("configs", "list the shipped configs and class lists, or print one"),
     "benchmark": ("benchmark", "clips/s of a model, optionally beside the official code"),
     "benchmark-data": ("benchmark_data", "decoded + augmented training clips/s of the data pipeline"),
+    "benchmark-lists": ("benchmark_lists", "memory of DataLoader workers reading a Kinetics-sized list"),
     "benchmark-mae": ("benchmark_mae", "MAE encoder cost, sparse vs dense"),
     "mae-diagnose": ("mae_diagnose", "is an MAE encoder healthy? stage ranks, what the decoder reads"),
     "mae-study": ("mae_study", "does MAE pretraining pay? scratch vs MAE-then-finetune, probes, mask ratios"),

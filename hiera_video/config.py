@@ -4,7 +4,8 @@
 
 An unknown key is an error naming the closest valid key; a value of the wrong type is an error naming
 the key. No inheritance between files: one YAML is one run. The resolved config is saved with the run
-(`save_config`), and `Config.from_dict` reads it back.
+(`save_config`), and `Config.from_dict` reads it back. A task's own section lives with its task (`ava:`
+in tasks/ava/config.py); `check_paths` asks the run's task which files and folders it reads.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from typing import Any
 
 import yaml
 
-from .data.lists import read_classes
-from .errors import ConfigError, ListError, at_least, check_range, positive
+from .errors import ConfigError, at_least, check_range, positive
 from .fileio import atomic_write
 from .models.registry import PRETRAINED, model_geometry
 from .models.sources import UnknownSource, resolve_source
-from .resources import classes_path, config_path
+from .resources import config_path
 from .tasks import TASKS, get_task
 from .tasks.ava.config import AvaConfig
 
@@ -430,20 +430,6 @@ def check_paths(cfg: Config) -> None:
     which keys it reads; the checkpoint is every task's."""
     get_task(cfg).check_paths()
     check_pretrained(cfg.model.name, cfg.model.pretrained)
-
-
-def check_class_count(classes: str, num_classes: int) -> None:
-    """data.classes names as many classes as the model predicts (else every report after training would
-    fail on it). A missing file stays a warning at training: only reports use the names."""
-    if classes_path(classes) is None:
-        return
-    try:
-        names = read_classes(classes)
-    except ListError as e:
-        raise ConfigError(f"data.classes: {e}") from None
-    if len(names) != num_classes:
-        raise ConfigError(f"data.classes: {classes} lists {len(names)} classes but model.num_classes is "
-                          f"{num_classes}; make them agree")
 
 
 def check_pretrained(name: str, pretrained: str | None) -> None:

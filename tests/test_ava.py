@@ -37,6 +37,21 @@ def test_proposals_are_labelled_by_the_person_they_overlap():
     assert training_keyframes(gt, excluded={("v", 902)}) == []
 
 
+def test_keyframe_table_gives_back_every_keyframe_from_flat_arrays():
+    from hiera_video.tasks.ava.dataset import KeyframeTable, evaluation_keyframes
+    gt = {("v", 902): [((0.1, 0.1, 0.4, 0.9), [12, 80]), ((0.6, 0.2, 0.9, 0.9), [14])],
+          ("w", 905): [((0.2, 0.3, 0.5, 0.6), [])], ("v", 903): [((0.123456789, 0.0, 1.0, 1.0), [80])]}
+    props = {("v", 902): [((0.12, 0.1, 0.41, 0.88), 0.99), ((0.0, 0.0, 0.05, 0.05), 0.95)]}
+    keyframes = training_keyframes(gt, proposals=props)
+    table = KeyframeTable(keyframes)
+    assert len(table) == 3 and list(table) == keyframes and table[-1] == keyframes[-1]
+    assert table.videos == ["v", "w"] and table.boxes.shape == (6, 4)  # one string per video, not per keyframe
+    evaluation = evaluation_keyframes([("v", 902)], props)
+    assert [(k.key, k.boxes) for k in KeyframeTable(evaluation)] == [(k.key, k.boxes) for k in evaluation]
+    with pytest.raises(IndexError):
+        table[3]
+
+
 # --------------------------------------------------------------------------------------------------
 # Boxes follow the pixels
 # --------------------------------------------------------------------------------------------------

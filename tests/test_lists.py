@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from hiera_video.data.lists import ListError, parse_line, read_classes, read_list, write_list
+from hiera_video.data.lists import Entry, ListError, parse_line, read_classes, read_list, write_list
 
 DATA_LISTS = Path(__file__).parents[1] / "data_lists"
 
@@ -99,3 +99,37 @@ def test_utf8_paths_and_crlf_lines_still_read(tmp_path):
     entries = read_list(tmp_path / "l.csv")
     assert [Path(e.path).relative_to(tmp_path).as_posix() for e in entries] == ["caf\u00e9/\u52d5\u753b.mp4", "b.mp4"]
     assert [e.line for e in entries] == [1, 2]
+
+
+def test_entry_list_reads_like_a_list_of_entries(tmp_path):
+    from hiera_video.data.lists import EntryList
+    weird = "clips/caf\u00e9 \udcff.mp4"  # a non-UTF-8 byte in a file name survives (surrogateescape)
+    entries = [Entry("/d/a.mp4", 3, 1), Entry(weird, -1, 2), Entry("/d/c d.mp4", 0, 5)]
+    flat = EntryList(entries)
+    assert len(flat) == 3 and list(flat) == entries and flat == entries and entries == flat
+    assert flat[1] == entries[1] and flat[-1] == entries[-1]
+    assert flat[1:] == entries[1:] and isinstance(flat[1:], EntryList)
+    assert flat + entries[:1] == entries + entries[:1]
+    assert flat.labels.tolist() == [3, -1, 0] and flat.lines.tolist() == [1, 2, 5]
+    with pytest.raises(IndexError, match="entry 3 of a list of 3"):
+        flat[3]
+    assert len(EntryList()) == 0 and list(EntryList()) == []
+
+
+def test_read_list_holds_no_object_per_line(tmp_path):
+    """The entries live in numpy arrays (what keeps forked workers from copying them; the figures are the
+    README's, `hiera-video benchmark-lists`)."""
+    from hiera_video.data.lists import EntryList
+    lst = tmp_path / "l.csv"
+    lst.write_text("".join(f"v/{i}.mp4 {i % 7}\n" for i in range(1000)))
+    entries = read_list(lst)
+    assert isinstance(entries, EntryList) and entries[999] == Entry(str(tmp_path / "v/999.mp4"), 999 % 7, 1000)
+    arrays = [v for v in vars(entries).values()]
+    assert all(type(v).__name__ == "ndarray" for v in arrays), [type(v) for v in arrays]
+
+
+def test_list_memory_benchmark_reports_every_worker():
+    from hiera_video.data.bench import list_memory
+    r = list_memory(num_videos=2000, workers=2, storage="flat", batch_size=50)
+    assert [w["worker"] for w in r["per_worker"]] == [0, 1]
+    assert all(w["start_mb"] > 0 and w["end_mb"] >= 0 for w in r["per_worker"])

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from ..synthetic.video import write_video
 from .datasets import ClipDataset, MultiViewDataset, collate_clips, collate_views
-from .lists import Entry, write_list
+from .lists import Entry, EntryList, write_list
 from .transforms import RandAugment
 
 
@@ -88,3 +88,67 @@ def make_pan_videos(out_dir: str | Path, num_videos: int = 8, seconds: float = 1
         rows.append((path.name, v % 2))
     write_list(out_dir / "list.csv", rows)
     return out_dir / "list.csv"
+
+
+def _private_kb() -> int:
+    """This process's private memory (Private_Clean + Private_Dirty of /proc/self/smaps_rollup), in KB:
+    the pages no other process shares, i.e. what a forked worker has copied or allocated."""
+    fields = {}
+    with open("/proc/self/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].endswith(":") and parts[1].isdigit():
+                fields[parts[0][:-1]] = int(parts[1])
+    return fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+
+
+class _ListReader(torch.utils.data.Dataset):
+    """What a training worker does with the list, without decoding: read each entry's path and label.
+    A batch reports the worker's private memory before its first item and after this batch."""
+
+    def __init__(self, entries):
+        self.entries = entries
+        self.start_kb = None
+
+    def __len__(self):
+        return len(self.entries)
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[int, int, int]]:
+        if self.start_kb is None:
+            self.start_kb = _private_kb()
+        total = 0
+        for i in indices:
+            e = self.entries[i]
+            total += len(e.path) + e.label
+        now = _private_kb()  # once per batch: reading smaps costs about a millisecond
+        return [(total, self.start_kb, now)] * len(indices)
+
+
+def list_memory(num_videos: int = 240_000, workers: int = 4, storage: str = "flat", batch_size: int = 64,
+                seed: int = 0) -> dict:
+    """Private memory of each DataLoader worker (forked) at its first item and after reading its share of
+    one epoch of a `num_videos`-line Kinetics-style list, with the entries held as `storage`: "flat" (the
+    `EntryList` that `read_list` returns) or "objects" (a Python list of `Entry`, as before)."""
+    rng = np.random.default_rng(seed)
+    classes = [f"class_{c:03d}" for c in range(400)]
+    labels = rng.integers(0, 400, num_videos)
+    entries = [Entry(f"/data/kinetics400/train/{classes[y]}/{rng.bytes(6).hex()}_{rng.integers(0, 300):06d}_"
+                     f"{rng.integers(10, 310):06d}.mp4", int(y), i + 1) for i, y in enumerate(labels)]
+    if storage == "flat":
+        entries = EntryList(entries)
+    elif storage != "objects":
+        raise ValueError(f"storage must be 'flat' or 'objects', got {storage!r}")
+    loader = DataLoader(_ListReader(entries), batch_size=batch_size, shuffle=True, num_workers=workers,
+                        generator=torch.Generator().manual_seed(seed), multiprocessing_context="fork")
+    start = time.perf_counter()
+    first, last = {}, {}
+    for batch_index, (_, start_kb, now_kb) in enumerate(loader):
+        worker = batch_index % max(workers, 1)  # batches come back in worker order, round robin
+        first.setdefault(worker, int(start_kb[0]))
+        last[worker] = int(now_kb[-1])
+    seconds = time.perf_counter() - start
+    per_worker = [{"worker": w, "start_mb": round(first[w] / 1024, 1), "end_mb": round(last[w] / 1024, 1),
+                   "growth_mb": round((last[w] - first[w]) / 1024, 1)} for w in sorted(first)]
+    return {"storage": storage, "num_videos": num_videos, "workers": workers, "seconds": round(seconds, 1),
+            "per_worker": per_worker,
+            "growth_mb_total": round(sum(w["growth_mb"] for w in per_worker), 1)}

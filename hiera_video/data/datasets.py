@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from . import sampling, transforms
 from .decode import DecodeError, open_video
-from .lists import Entry
+from .lists import Entry, EntryList
 from ..errors import TooManyBadVideos  # noqa: F401  (defined there; raised here)
 
 logger = logging.getLogger("hiera_video")
@@ -58,7 +58,7 @@ class ClipDataset(Dataset):
             raise ValueError(f"num_repeats must be >= 1, got {num_repeats}")
         if not entries:
             raise ValueError("ClipDataset needs at least one video")
-        self.entries = list(entries)
+        self.entries = entries if isinstance(entries, EntryList) else EntryList(entries)  # flat: see lists.py
         self.num_frames, self.sampling_rate, self.target_fps = num_frames, sampling_rate, target_fps
         self.sampling_mode = sampling_mode
         self.crop_size, self.scale, self.ratio = crop_size, scale, ratio
@@ -138,7 +138,7 @@ class MultiViewDataset(Dataset):
         if test_short_side < crop_size:
             raise ValueError(f"test_short_side ({test_short_side}) must be >= crop_size ({crop_size})")
         self.test_short_side = test_short_side
-        self.entries = list(entries)
+        self.entries = entries if isinstance(entries, EntryList) else EntryList(entries)  # flat: see lists.py
         self.num_frames, self.sampling_rate, self.target_fps = num_frames, sampling_rate, target_fps
         self.sampling_mode, self.crop_size = sampling_mode, crop_size
         self.num_temporal_clips, self.num_spatial_crops = num_temporal_clips, num_spatial_crops

@@ -11,10 +11,13 @@ data_lists/README.md for examples.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ListError  # noqa: F401
+import numpy as np
+
+from ..errors import ListError
 from ..fileio import atomic_write
 from ..resources import classes_path, list_class_lists
 
@@ -24,6 +27,61 @@ class Entry:
     path: str  # resolved against the root
     label: int  # -1 for an unlabelled list
     line: int  # 1-based line in the list file, for messages
+
+
+class EntryList(Sequence[Entry]):
+    """The entries of a list in three flat arrays: the UTF-8 bytes of every path with their offsets, the
+    labels and the line numbers. It reads like a list of `Entry`, but holds no Python object per line:
+    a forked DataLoader worker that reads entries of a list of objects writes their reference counts and
+    so copies every page it touches (pytorch/pytorch#13246; measured in the README, *Kinetics-sized
+    lists*), while these arrays stay shared. Indexing builds the one `Entry` asked for."""
+
+    def __init__(self, entries: Iterable[Entry] = ()):
+        entries = list(entries)
+        self._fill([e.path for e in entries], [e.label for e in entries], [e.line for e in entries])
+
+    @classmethod
+    def from_columns(cls, paths: Sequence[str], labels: Sequence[int], lines: Sequence[int]) -> EntryList:
+        out = cls.__new__(cls)
+        out._fill(paths, labels, lines)
+        return out
+
+    def _fill(self, paths: Sequence[str], labels: Sequence[int], lines: Sequence[int]) -> None:
+        encoded = [p.encode("utf-8", "surrogateescape") for p in paths]
+        self._offsets = np.zeros(len(encoded) + 1, np.int64)
+        np.cumsum([len(b) for b in encoded], out=self._offsets[1:])
+        self._paths = np.frombuffer(b"".join(encoded), np.uint8).copy()  # its own buffer: no bytes object kept
+        self.labels = np.asarray(labels, np.int64)
+        self.lines = np.asarray(lines, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            rows = range(*index.indices(len(self)))
+            return EntryList.from_columns([self[i].path for i in rows], self.labels[rows], self.lines[rows])
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"entry {index} of a list of {len(self)}")
+        start, end = self._offsets[index], self._offsets[index + 1]
+        path = self._paths[start:end].tobytes().decode("utf-8", "surrogateescape")
+        return Entry(path, int(self.labels[index]), int(self.lines[index]))
+
+    def __iter__(self) -> Iterator[Entry]:
+        return (self[i] for i in range(len(self)))
+
+    def __add__(self, other: Iterable[Entry]) -> EntryList:
+        return EntryList([*self, *other])
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    def __repr__(self) -> str:
+        return f"EntryList({len(self)} entries)"
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -65,14 +123,15 @@ def parse_line(line: str) -> tuple[str, int | None]:
 
 
 def read_list(list_path: str | os.PathLike, root: str | os.PathLike | None = None, labelled: bool = True,
-              num_classes: int | None = None) -> list[Entry]:
-    """Entries of a list file. `labelled=False` accepts lines without labels (label -1), e.g. for
-    embedding extraction; with `num_classes`, labels must lie in [0, num_classes)."""
+              num_classes: int | None = None) -> EntryList:
+    """Entries of a list file (an `EntryList`: a sequence of `Entry` in flat arrays). `labelled=False`
+    accepts lines without labels (label -1), e.g. for embedding extraction; with `num_classes`, labels
+    must lie in [0, num_classes)."""
     list_path = Path(list_path)
     if not list_path.is_file():
         raise ListError(f"data list not found: {list_path}")
     base = Path(root) if root is not None else list_path.parent
-    entries = []
+    paths, labels, lines = [], [], []
     for n, raw in enumerate(_read_lines(list_path), 1):
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
@@ -85,10 +144,12 @@ def read_list(list_path: str | os.PathLike, root: str | os.PathLike | None = Non
         elif label < 0 or (num_classes is not None and label >= num_classes):
             bound = f"[0, {num_classes})" if num_classes is not None else ">= 0"
             raise ListError(f"{list_path}:{n}: label {label} is outside {bound}")
-        entries.append(Entry(str(base / path), label, n))
-    if not entries:
+        paths.append(str(base / path))
+        labels.append(label)
+        lines.append(n)
+    if not paths:
         raise ListError(f"{list_path}: the list is empty")
-    return entries
+    return EntryList.from_columns(paths, labels, lines)
 
 
 def write_list(list_path: str | os.PathLike, rows: list[tuple[str, int]]) -> None:

@@ -3,13 +3,29 @@ top-1/top-5 over one centre view per video."""
 
 from __future__ import annotations
 
-from ..config import check_class_count
 from ..data.datasets import BatchAugment
+from ..data.lists import read_classes
 from ..data.mix import Mixup, soft_target_cross_entropy
 from ..engine.evaluate import predict_views, topk_accuracy
+from ..errors import ConfigError, ListError
 from ..models import create_model
+from ..resources import classes_path
 from . import Task
 from .video import check_video_paths, video_datasets
+
+
+def check_class_count(classes: str, num_classes: int) -> None:
+    """data.classes names as many classes as the model predicts (else every report after training would
+    fail on it). A missing file stays a warning at training: only reports use the names."""
+    if classes_path(classes) is None:
+        return
+    try:
+        names = read_classes(classes)
+    except ListError as e:
+        raise ConfigError(f"data.classes: {e}") from None
+    if len(names) != num_classes:
+        raise ConfigError(f"data.classes: {classes} lists {len(names)} classes but model.num_classes is "
+                          f"{num_classes}; make them agree")
 
 
 class ClassifyTask(Task):

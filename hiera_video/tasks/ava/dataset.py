@@ -11,9 +11,9 @@ Details: docs/ava.md (hiera_video/tasks/ava/dataset.py).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import av
 import numpy as np
@@ -158,6 +158,42 @@ class Keyframe:
     actions: list[list[int]]  # per box; empty for proposals that match no person (background)
 
 
+class KeyframeTable(Sequence[Keyframe]):
+    """Keyframes in flat arrays (video index and second, box and action offsets, boxes, actions), read
+    like a list of `Keyframe`: as with `data.lists.EntryList`, forked DataLoader workers then share the
+    table instead of copying the pages of ~200k Python objects as they touch them."""
+
+    def __init__(self, keyframes: Iterable[Keyframe] = ()):
+        videos: dict[str, int] = {}
+        video, sec, box_end, boxes, action_end, actions = [], [], [0], [], [0], []
+        for kf in keyframes:
+            video.append(videos.setdefault(kf.key[0], len(videos)))
+            sec.append(kf.key[1])
+            boxes += [list(b) for b in kf.boxes]
+            box_end.append(len(boxes))
+            for i in range(len(kf.boxes)):
+                actions += kf.actions[i] if i < len(kf.actions) else []
+                action_end.append(len(actions))
+        self.videos = list(videos)  # one string per video (hundreds), not per keyframe
+        self.video, self.sec = np.asarray(video, np.int64), np.asarray(sec, np.int64)
+        self.box_end = np.asarray(box_end, np.int64)
+        self.boxes = np.asarray(boxes, np.float64).reshape(-1, 4)  # float64: boxes come back as they were read
+        self.action_end, self.actions = np.asarray(action_end, np.int64), np.asarray(actions, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.sec)
+
+    def __getitem__(self, index: int) -> Keyframe:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"keyframe {index} of {len(self)}")
+        index %= len(self)
+        b0, b1 = self.box_end[index], self.box_end[index + 1]
+        boxes = [tuple(float(v) for v in box) for box in self.boxes[b0:b1]]
+        # One list per box (empty: no action, as for evaluation keyframes, whose boxes carry none)
+        actions = [self.actions[self.action_end[i]:self.action_end[i + 1]].tolist() for i in range(b0, b1)]
+        return Keyframe((self.videos[self.video[index]], int(self.sec[index])), boxes, actions)
+
+
 def training_keyframes(annotations: dict[Key, list[tuple[Box, list[int]]]], excluded: set[Key] = frozenset(),
                        proposals: dict[Key, list[tuple[Box, float]]] | None = None,
                        iou: float = 0.5) -> list[Keyframe]:
@@ -199,7 +235,8 @@ class AVADataset(Dataset):
                  jitter: Sequence[float] = (1.0, 1.25), hflip: bool = True, max_retries: int = 10):
         if not keyframes:
             raise ValueError("AVADataset needs at least one keyframe")
-        self.keyframes, self.source = list(keyframes), source
+        self.keyframes = keyframes if isinstance(keyframes, KeyframeTable) else KeyframeTable(keyframes)
+        self.source = source
         self.num_frames, self.sampling_rate, self.crop_size = num_frames, sampling_rate, crop_size
         self.train, self.jitter, self.hflip, self.max_retries = train, tuple(jitter), hflip, max_retries
 
