@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from .data.guard import DEFAULT_SECONDS as DEFAULT_DECODE_TIMEOUT
 from .errors import ConfigError, at_least, check_range, positive
 from .fileio import atomic_write
 from .models.registry import PRETRAINED, model_geometry
@@ -73,6 +74,8 @@ class DataConfig:
     crop_size: int = 224
     num_workers: int = 8  # DataLoader workers per process
     backend: str = "auto"  # video decoder: auto, decord, pyav, torchcodec (only if installed)
+    # seconds one video may take to decode before it is abandoned and reported as unreadable (0: no limit)
+    decode_timeout: float = DEFAULT_DECODE_TIMEOUT
     scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # random resized crop area
     hflip: bool = True  # off for SSv2 (labels say left/right) and the synthetic set
     randaug_magnitude: float = 7.0  # RandAugment rand-m{M}-n{N}-mstd{S}; 0 ops disables it
@@ -117,6 +120,7 @@ class DataConfig:
         if self.randaug_order not in ("before_crop", "after_crop"):
             raise ConfigError(f"data.randaug_order must be before_crop or after_crop, got {self.randaug_order!r}")
         check_range("data.erase_prob", self.erase_prob, 0, 1)
+        at_least("data.decode_timeout", self.decode_timeout, 0)
         check_range("data.label_smoothing", self.label_smoothing, 0, 1)
         at_least("data.mixup", self.mixup, 0)
         at_least("data.cutmix", self.cutmix, 0)

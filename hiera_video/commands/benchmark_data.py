@@ -16,6 +16,7 @@ from pathlib import Path
 from ..cli import command
 from ..data.bench import benchmark_loader, make_pan_videos
 from ..data.decode import available_backends
+from ..data.guard import DEFAULT_SECONDS
 from ..data.lists import read_list
 
 
@@ -35,6 +36,8 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-randaug", action="store_true")
     p.add_argument("--randaug-order", default="before_crop", choices=["before_crop", "after_crop"])
     p.add_argument("--train-short-side", type=int, help="resize decoded training frames to this short side first")
+    p.add_argument("--decode-timeout", type=float, default=DEFAULT_SECONDS,
+                   help=f"data.decode_timeout: seconds per video, 0 for no limit (default {DEFAULT_SECONDS:g})")
     p.add_argument("--json", type=Path, help="also write the results here")
 
 
@@ -46,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         r = benchmark_loader(entries, backend, args.workers, args.clips, args.mode, args.batch_size,
                              args.crop_size, randaug=not args.no_randaug, randaug_order=args.randaug_order,
-                             short_side=args.train_short_side)
+                             short_side=args.train_short_side, decode_timeout=args.decode_timeout)
         print(f"{backend}: {r['clips_per_s']} clips/s with {args.workers} workers "
               f"({r['clips_per_s_per_worker']} per worker)", file=sys.stderr)
         results.append(r)

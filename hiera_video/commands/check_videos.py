@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ..cli import command
 from ..data.check import default_workers, inspect_entries
+from ..data.guard import DEFAULT_SECONDS
 from ..data.lists import read_list
 
 
@@ -29,6 +30,9 @@ def arguments(p: argparse.ArgumentParser) -> None:
                    help="the backend training will use (default: auto)")
     p.add_argument("--quick", action="store_true",
                    help="read only the first, middle and last frames (misses corruption in between)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_SECONDS,
+                   help=f"seconds one video may take before it is reported as bad (0: no limit; default "
+                        f"{DEFAULT_SECONDS:g}): a stalled file system or a looping decoder cannot stop the check")
     p.add_argument("--out", type=Path, help="write the bad entries here instead of stdout")
     p.add_argument("--warnings", type=Path, help="also write the warnings here, one `path<TAB>warning` line each")
 
@@ -37,7 +41,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     entries = read_list(args.list, args.root, labelled=False)
     bad, warned = [], []
-    results = inspect_entries(entries, args.backend, full=not args.quick, workers=args.workers)
+    results = inspect_entries(entries, args.backend, full=not args.quick, workers=args.workers, timeout=args.timeout)
     for entry, reason, warnings in tqdm(results, total=len(entries), desc="checking videos", unit="video",
                                         disable=not sys.stderr.isatty()):
         if reason is not None:

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from ..synthetic.video import write_video
 from .datasets import ClipDataset, MultiViewDataset, collate_clips, collate_views
+from .guard import DEFAULT_SECONDS
 from .lists import Entry, EntryList, write_list
 from .transforms import RandAugment
 
@@ -24,16 +25,18 @@ from .transforms import RandAugment
 def benchmark_loader(entries: list[Entry], backend: str = "auto", workers: int = 0, clips: int = 64,
                      mode: str = "train", batch_size: int = 8, crop_size: int = 224, num_frames: int = 16,
                      sampling_rate: int = 4, randaug: bool = True, randaug_order: str = "before_crop",
-                     short_side: int | None = None) -> dict:
-    """Clips per second through a DataLoader; `mode="eval"` times one centre view per video."""
+                     short_side: int | None = None, decode_timeout: float = DEFAULT_SECONDS) -> dict:
+    """Clips per second through a DataLoader; `mode="eval"` times one centre view per video.
+    `decode_timeout` as data.decode_timeout (> 0: each video decoded in a helper process)."""
     if mode == "train":
         ds = ClipDataset(entries, num_frames=num_frames, sampling_rate=sampling_rate, crop_size=crop_size,
                          randaug=RandAugment(7, 2, 0.5) if randaug else None, randaug_order=randaug_order,
-                         short_side=short_side, backend=backend)
+                         short_side=short_side, backend=backend, decode_timeout=decode_timeout)
         collate = collate_clips
     elif mode == "eval":
         ds = MultiViewDataset(entries, num_frames=num_frames, sampling_rate=sampling_rate, crop_size=crop_size,
-                              num_temporal_clips=1, num_spatial_crops=1, backend=backend)
+                              num_temporal_clips=1, num_spatial_crops=1, backend=backend,
+                              decode_timeout=decode_timeout)
         collate = collate_views
     else:
         raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
@@ -51,7 +54,7 @@ def benchmark_loader(entries: list[Entry], backend: str = "auto", workers: int =
     seconds = time.perf_counter() - start
     rate = done / seconds
     return {"backend": backend, "mode": mode, "randaug_order": randaug_order if mode == "train" and randaug else None,
-            "short_side": short_side if mode == "train" else None, "workers": workers, "clips": done, "seconds": round(seconds, 3),
+            "short_side": short_side if mode == "train" else None, "decode_timeout": decode_timeout, "workers": workers, "clips": done, "seconds": round(seconds, 3),
             "clips_per_s": round(rate, 2), "clips_per_s_per_worker": round(rate / max(workers, 1), 2),
             "bad_videos": bad}
 

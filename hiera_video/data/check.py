@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 import av
 
 from .decode import _DECORD_FAILED, DecodeError, available_backends, open_video, probe_rotation
+from .guard import DEFAULT_SECONDS, TimeLimit
 from .lists import Entry
 
 # FFmpeg demuxers of single pictures: a PNG renamed .mp4 opens as a 1-frame "video".
@@ -88,22 +89,49 @@ def check_video(path: str, backend: str = "auto", full: bool = True) -> str | No
     return inspect_video(path, backend, full)[0]
 
 
-def _inspect_one(args: tuple[str, str, bool]) -> tuple[str | None, list[str]]:
-    path, backend, full = args
-    return inspect_video(path, backend, full)
+class _Inspector:
+    """What the time limit's helper process runs."""
+
+    def inspect(self, path: str, backend: str, full: bool) -> tuple[str | None, list[str]]:
+        return inspect_video(path, backend, full)
+
+
+_limits: dict[float, TimeLimit] = {}  # one helper per checking process and time limit
+
+
+def _inspect_one(args: tuple[str, str, bool, float]) -> tuple[str | None, list[str]]:
+    path, backend, full, timeout = args
+    if timeout <= 0:
+        return inspect_video(path, backend, full)
+    limit = _limits.setdefault(timeout, TimeLimit(_Inspector(), timeout))
+    try:
+        return limit.call(path, "inspect", path, backend, full)
+    except DecodeError as e:  # the time limit: a stalled read, a decoder in a loop
+        return e.reason, []
 
 
 def inspect_entries(entries: Sequence[Entry], backend: str = "auto", full: bool = True,
-                    workers: int = 1) -> Iterator[tuple[Entry, str | None, list[str]]]:
-    """(entry, reason or None, warnings) for every entry, in list order; `workers` processes."""
-    jobs = [(e.path, backend, full) for e in entries]
-    if workers <= 1:
-        for entry, job in zip(entries, jobs):
-            yield (entry, *_inspect_one(job))
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for entry, (reason, warnings) in zip(entries, pool.map(_inspect_one, jobs, chunksize=8)):
-            yield entry, reason, warnings
+                    workers: int = 1, timeout: float = DEFAULT_SECONDS) -> Iterator[tuple[Entry, str | None, list[str]]]:
+    """(entry, reason or None, warnings) for every entry, in list order; `workers` processes. A video
+    that takes more than `timeout` seconds (0: no limit) is reported as bad, and the check goes on."""
+    jobs = [(e.path, backend, full, timeout) for e in entries]
+    _close_limits()  # a helper forked for an earlier check would run that check's code
+    try:
+        if workers <= 1:
+            for entry, job in zip(entries, jobs):
+                yield (entry, *_inspect_one(job))
+            return
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for entry, (reason, warnings) in zip(entries, pool.map(_inspect_one, jobs, chunksize=8)):
+                yield entry, reason, warnings
+    finally:
+        _close_limits()
+
+
+def _close_limits() -> None:
+    for limit in _limits.values():
+        limit.close()
+    _limits.clear()
 
 
 def check_entries(entries: Sequence[Entry], backend: str = "auto", full: bool = True,

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from . import sampling, transforms
 from .decode import DecodeError, open_video
+from .guard import TimeLimit
 from .lists import Entry, EntryList
 from ..errors import TooManyBadVideos  # noqa: F401  (defined there; raised here)
 
@@ -49,7 +50,7 @@ class ClipDataset(Dataset):
                  scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
                  hflip: bool = True, randaug: transforms.RandAugment | None = None,
                  randaug_order: str = "before_crop", short_side: int | None = None, num_repeats: int = 1,
-                 backend: str = "auto", max_retries: int = 10):
+                 backend: str = "auto", max_retries: int = 10, decode_timeout: float = 0.0):
         if sampling_mode not in ("stride", "segment"):
             raise ValueError(f"sampling_mode must be 'stride' or 'segment', got {sampling_mode!r}")
         if randaug_order not in ("before_crop", "after_crop"):
@@ -65,6 +66,8 @@ class ClipDataset(Dataset):
         self.hflip, self.randaug, self.randaug_order, self.num_repeats = hflip, randaug, randaug_order, num_repeats
         self.short_side = short_side
         self.backend, self.max_retries = backend, max_retries
+        # decode_timeout > 0: each video is decoded in a helper process and abandoned after that many seconds
+        self.time_limit = TimeLimit(self, decode_timeout)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -79,6 +82,22 @@ class ClipDataset(Dataset):
             clip = _to_clip(video.get_frames(self._indices(video.num_frames, video.fps, generator)))
         # [C, T, H, W] -> [C, T, H', W'] with min(H', W') = short_side
         return clip if self.short_side is None else transforms.resize_short_side(clip, self.short_side)
+
+    def _decode_in_helper(self, entry: Entry, state: torch.Tensor | None) -> tuple[np.ndarray, torch.Tensor | None]:
+        """`_decode` in the time limit's helper process: the generator travels as its state, both ways,
+        so the clip and every later draw are the same as without a time limit."""
+        generator = None if state is None else torch.Generator().set_state(state)
+        clip = self._decode(entry, generator).numpy()
+        return clip, None if generator is None else generator.get_state()
+
+    def _decode_limited(self, entry: Entry, generator: torch.Generator | None) -> torch.Tensor:
+        if self.time_limit.seconds <= 0:
+            return self._decode(entry, generator)
+        state = None if generator is None else generator.get_state()
+        clip, state = self.time_limit.call(entry.path, "_decode_in_helper", entry, state)
+        if generator is not None:
+            generator.set_state(state)
+        return torch.from_numpy(clip)
 
     def augment(self, clip: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """uint8 [C, T, H, W] -> uint8 [C, T, crop, crop] with fresh random parameters."""
@@ -101,7 +120,7 @@ class ClipDataset(Dataset):
         for _ in range(self.max_retries + 1):
             entry = self.entries[index]
             try:
-                clip = self._decode(entry, generator)
+                clip = self._decode_limited(entry, generator)
                 break
             except DecodeError as e:
                 bad.append((entry.path, e.reason))
@@ -128,7 +147,7 @@ class MultiViewDataset(Dataset):
     def __init__(self, entries: Sequence[Entry], *, num_frames: int = 16, sampling_rate: int = 4,
                  target_fps: float = 30.0, sampling_mode: str = "stride", crop_size: int = 224,
                  num_temporal_clips: int = 5, num_spatial_crops: int = 3, test_short_side: int | None = None,
-                 backend: str = "auto"):
+                 backend: str = "auto", decode_timeout: float = 0.0):
         if sampling_mode not in ("stride", "segment"):
             raise ValueError(f"sampling_mode must be 'stride' or 'segment', got {sampling_mode!r}")
         if num_spatial_crops not in (1, 3):
@@ -143,6 +162,7 @@ class MultiViewDataset(Dataset):
         self.sampling_mode, self.crop_size = sampling_mode, crop_size
         self.num_temporal_clips, self.num_spatial_crops = num_temporal_clips, num_spatial_crops
         self.backend = backend
+        self.time_limit = TimeLimit(self, decode_timeout)
 
     @property
     def views_per_video(self) -> int:
@@ -157,14 +177,16 @@ class MultiViewDataset(Dataset):
         return sampling.eval_clips(num_frames, fps, self.num_temporal_clips, self.num_frames,
                                    self.sampling_rate, self.target_fps)
 
+    def _frames(self, entry: Entry) -> np.ndarray:
+        """Every temporal view of the video in one decode: [V_t * T, H, W, 3]."""
+        with open_video(entry.path, self.backend) as video:
+            return video.get_frames(np.concatenate(self._clips(video.num_frames, video.fps)))
+
     def __getitem__(self, index: int) -> dict:
         entry = self.entries[index]
         item = {"label": entry.label, "index": index, "path": entry.path, "error": None}
         try:
-            with open_video(entry.path, self.backend) as video:
-                clips = self._clips(video.num_frames, video.fps)
-                # One decode for all temporal views: [V_t * T, H, W, 3]
-                frames = video.get_frames(np.concatenate(clips))
+            frames = self.time_limit.call(entry.path, "_frames", entry)
         except DecodeError as e:
             item["error"] = e.reason
             item["video"] = torch.empty(0, 3, self.num_frames, self.crop_size, self.crop_size, dtype=torch.uint8)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..data.datasets import collate_views
+from ..data.guard import DEFAULT_SECONDS as DEFAULT_DECODE_TIMEOUT
 from ..data.lists import read_list
 from ..fileio import atomic_path
 from .accel import build_accelerator
@@ -176,6 +177,7 @@ def extract_embeddings(cfg: Config | None, ckpt_path: str, list_path: str, out_d
     settings = clip_settings(model, ckpt, cfg)
     entries = read_list(list_path, root if root is not None else (cfg.data.root if cfg else None), labelled=False)
     backend = cfg.data.backend if cfg else "auto"
+    decode_timeout = cfg.data.decode_timeout if cfg else DEFAULT_DECODE_TIMEOUT
     spec = extraction_spec(ckpt_path, list_path, entries, settings, temporal, spatial, pool, chunk,
                            getattr(model, "name", None), backend)
     # Every process checks (all see the same files, so all raise or none does); the main one writes the
@@ -193,7 +195,7 @@ def extract_embeddings(cfg: Config | None, ckpt_path: str, list_path: str, out_d
                     temporal * spatial, pool, len(chunks), len(chunks) - len(todo))
     bar = tqdm(total=len(todo), desc="embedding chunks", disable=not accelerator.is_main_process)
     for start, stop in todo:
-        ds = multi_view_dataset(entries[start:stop], settings, temporal, spatial, backend)
+        ds = multi_view_dataset(entries[start:stop], settings, temporal, spatial, backend, decode_timeout)
         loader = accelerator.prepare(DataLoader(ds, batch_size=batch_size, collate_fn=collate_views,
                                                 num_workers=num_workers))
         views, feats, _, unreadable = predict_views(accelerator, model, loader, D, settings.mean, settings.std,

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..data.datasets import MultiViewDataset, collate_views
+from ..data.guard import DEFAULT_SECONDS as DEFAULT_DECODE_TIMEOUT
 from ..data.lists import Entry, read_classes, read_list
 from ..data.transforms import normalize
 from ..models import Checkpoint, create_model, read_checkpoint
@@ -126,11 +127,12 @@ def class_names(ckpt: Checkpoint | None, cfg: Config | None, labels_file: str | 
 
 
 def multi_view_dataset(entries: list[Entry], s: ClipSettings, temporal: int, spatial: int,
-                       backend: str = "auto") -> MultiViewDataset:
+                       backend: str = "auto", decode_timeout: float = DEFAULT_DECODE_TIMEOUT) -> MultiViewDataset:
     return MultiViewDataset(entries, num_frames=s.num_frames, sampling_rate=s.sampling_rate,
                             target_fps=s.target_fps, sampling_mode=s.sampling_mode, crop_size=s.crop_size,
                             num_temporal_clips=temporal, num_spatial_crops=spatial,
-                            test_short_side=s.test_short_side, backend=backend)
+                            test_short_side=s.test_short_side, backend=backend,
+                            decode_timeout=decode_timeout)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -299,7 +301,7 @@ def evaluate(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None, mod
     entries = read_list(list_path, cfg.data.root, num_classes=C)
     settings = clip_settings(model, ckpt, cfg)
     ds = multi_view_dataset(entries, settings, cfg.eval.num_temporal_clips, cfg.eval.num_spatial_crops,
-                            cfg.data.backend)
+                            cfg.data.backend, cfg.data.decode_timeout)
     loader = DataLoader(ds, batch_size=cfg.eval.batch_size, shuffle=False, collate_fn=collate_views,
                         num_workers=cfg.data.num_workers, pin_memory=torch.cuda.is_available())
     if cfg.model.compile:  # as in training; the first batches pay for the compilation

@@ -52,7 +52,8 @@ def train_dataset(cfg: Config, labelled: bool = True) -> ClipDataset:
     return ClipDataset(_entries(cfg, d.train_list, labelled), num_frames=d.num_frames, sampling_rate=d.sampling_rate,
                        target_fps=d.target_fps, sampling_mode=d.sampling_mode, crop_size=d.crop_size,
                        scale=tuple(d.scale), hflip=d.hflip, randaug=randaug, randaug_order=d.randaug_order,
-                       short_side=d.train_short_side, num_repeats=d.num_repeats, backend=d.backend)
+                       short_side=d.train_short_side, num_repeats=d.num_repeats, backend=d.backend,
+                       decode_timeout=d.decode_timeout)
 
 
 def eval_dataset(cfg: Config, list_path: str, temporal: int, spatial: int, labelled: bool = True) -> MultiViewDataset:
@@ -60,7 +61,8 @@ def eval_dataset(cfg: Config, list_path: str, temporal: int, spatial: int, label
     return MultiViewDataset(_entries(cfg, list_path, labelled), num_frames=d.num_frames, sampling_rate=d.sampling_rate,
                             target_fps=d.target_fps, sampling_mode=d.sampling_mode, crop_size=d.crop_size,
                             num_temporal_clips=temporal, num_spatial_crops=spatial,
-                            test_short_side=d.test_short_side, backend=d.backend)
+                            test_short_side=d.test_short_side, backend=d.backend,
+                            decode_timeout=d.decode_timeout)
 
 
 def video_datasets(cfg: Config, labelled: bool) -> Datasets:

@@ -1,0 +1,215 @@
+"""data.decode_timeout: a video that takes too long is abandoned and reported, and the job goes on.
+
+Two ways a real decode stops forever, both tested: a decoder caught in a loop with the GIL held (here a
+catastrophic regular expression, which holds the GIL in C just as decord's `get_batch` loop does), and a
+read stalled on a file system (a FUSE file that serves its first bytes and then never answers; skipped
+where FUSE cannot be mounted)."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from hiera_video.data.datasets import ClipDataset, MultiViewDataset, collate_clips, collate_views
+from hiera_video.data.decode import DecodeError
+from hiera_video.data.guard import TimeLimit
+from hiera_video.data.lists import Entry
+from videos import make_video
+
+LIMIT = 1.5
+
+
+def _hold_the_gil():
+    """Minutes of work inside the regex engine, which never releases the GIL."""
+    return re.match(r"(a+)+$", "a" * 64 + "b")
+
+
+class LoopingClips(ClipDataset):
+    def _decode(self, entry, generator=None):
+        if entry.path.endswith("loop.mp4"):
+            _hold_the_gil()
+        return super()._decode(entry, generator)
+
+
+class LoopingViews(MultiViewDataset):
+    def _frames(self, entry):
+        if entry.path.endswith("loop.mp4"):
+            _hold_the_gil()
+        return super()._frames(entry)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("limit")
+    good = [make_video(d / f"v{i}.mp4", 70, fps=30, height=32, width=64) for i in range(3)]
+    loop = shutil.copy(good[0], d / "loop.mp4")
+    return good, str(loop)
+
+
+def _entries(paths):
+    return [Entry(p, 1, i + 1) for i, p in enumerate(paths)]
+
+
+def test_the_time_limit_abandons_a_call_and_serves_the_next():
+    class Target:
+        def double(self, x):
+            return np.full(3, x * 2)
+
+        def hang(self):
+            _hold_the_gil()
+
+    limit = TimeLimit(Target(), LIMIT)
+    assert limit.call("a", "double", 2).tolist() == [4, 4, 4]
+    start = time.perf_counter()
+    with pytest.raises(DecodeError, match=r"x.mp4: .*not decoded within data.decode_timeout=1.5 s"):
+        limit.call("x.mp4", "hang")
+    assert time.perf_counter() - start < LIMIT + 1.0
+    assert limit.call("b", "double", 5).tolist() == [10, 10, 10]  # a fresh helper
+    limit.close()
+    deadline = time.time() + 10
+    while limit._abandoned and time.time() < deadline:  # the killed helpers are reaped, none left behind
+        limit._reap()
+        time.sleep(0.05)
+    assert limit._abandoned == []
+
+
+def test_training_replaces_a_looping_video_and_reports_it(clips):
+    good, loop = clips
+    ds = LoopingClips(_entries([loop, *good]), num_frames=8, sampling_rate=2, crop_size=32, decode_timeout=LIMIT)
+    start = time.perf_counter()
+    item = ds[(0, 123)]
+    assert time.perf_counter() - start < LIMIT + 2.0
+    assert item["index"] != 0 and [p for p, _ in item["bad"]] == [loop]
+    assert "decode_timeout" in item["bad"][0][1]
+
+
+def test_the_clip_is_the_same_with_and_without_the_time_limit(clips):
+    """The generator travels to the helper and back: every draw (clip position, crop, flip) is the same."""
+    good, _ = clips
+    kw = dict(num_frames=8, sampling_rate=2, crop_size=32)
+    plain, limited = ClipDataset(_entries(good), **kw), ClipDataset(_entries(good), decode_timeout=30, **kw)
+    for seed in (1, 2, 3):
+        assert torch.equal(plain[(1, seed)]["video"], limited[(1, seed)]["video"])
+
+
+def test_evaluation_lists_a_looping_video_and_scores_the_others(clips):
+    good, loop = clips
+    ds = LoopingViews(_entries([good[0], loop, good[1]]), num_frames=8, sampling_rate=2, crop_size=32,
+                      num_temporal_clips=2, num_spatial_crops=1, decode_timeout=LIMIT)
+    loader = DataLoader(ds, batch_size=3, collate_fn=collate_views, num_workers=1)
+    start = time.perf_counter()
+    (batch,) = list(loader)
+    assert time.perf_counter() - start < LIMIT + 10.0  # + a worker's start
+    assert [(i, p) for i, p, _ in batch["unreadable"]] == [(1, loop)]
+    assert sorted(set(batch["views"][:, 0].tolist())) == [0, 2]
+    reference = MultiViewDataset(_entries([good[0]]), num_frames=8, sampling_rate=2, crop_size=32,
+                                 num_temporal_clips=2, num_spatial_crops=1)[0]
+    assert torch.equal(batch["video"][:2], reference["video"])
+
+
+# ------------------------------------------------------------------------------------------------
+# A file system that stops answering
+# ------------------------------------------------------------------------------------------------
+STALL_SERVER = textwrap.dedent('''
+    import errno, os, stat, sys, time
+    from fuse import FUSE, FuseOSError, Operations
+
+    class Stall(Operations):
+        """One file, `stall.mp4`: the first `head` bytes of `source`, then reads that never return."""
+        def __init__(self, source, head):
+            self.data, self.head = open(source, "rb").read(), head
+        def getattr(self, path, fh=None):
+            if path == "/":
+                return dict(st_mode=stat.S_IFDIR | 0o755, st_nlink=2)
+            if path == "/stall.mp4":
+                return dict(st_mode=stat.S_IFREG | 0o444, st_nlink=1, st_size=len(self.data))
+            raise FuseOSError(errno.ENOENT)
+        def readdir(self, path, fh):
+            return [".", "..", "stall.mp4"]
+        def read(self, path, size, offset, fh):
+            if offset + size > self.head:
+                time.sleep(3600)
+            return self.data[offset:offset + size]
+
+    FUSE(Stall(sys.argv[2], int(sys.argv[3])), sys.argv[1], foreground=True, nothreads=False, ro=True)
+''')
+
+
+@pytest.fixture
+def stalled_file(tmp_path, clips):
+    pytest.importorskip("fuse", reason="FUSE tests need fusepy and libfuse2")
+    if not os.path.exists("/dev/fuse") or shutil.which("fusermount") is None:
+        pytest.skip("no /dev/fuse or fusermount here")
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    server = tmp_path / "stall_server.py"
+    server.write_text(STALL_SERVER)
+    proc = subprocess.Popen([sys.executable, str(server), str(mount), clips[0][0], "64"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 10
+    while not (mount / "stall.mp4").exists():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.skip(f"FUSE mount failed here: {proc.stderr.read().decode()[-300:]}")
+        time.sleep(0.1)
+    yield str(mount / "stall.mp4")
+    proc.kill()  # the mount then fails every pending read, so stuck readers end
+    proc.wait()
+    subprocess.run(["fusermount", "-u", "-z", str(mount)], check=False, capture_output=True)
+
+
+def test_training_and_evaluation_walk_away_from_a_stalled_read(stalled_file, clips):
+    good, _ = clips
+    ds = ClipDataset(_entries([stalled_file, *good]), num_frames=8, sampling_rate=2, crop_size=32,
+                     decode_timeout=LIMIT)
+    start = time.perf_counter()
+    item = ds[(0, 7)]
+    assert time.perf_counter() - start < LIMIT + 3.0
+    assert [p for p, _ in item["bad"]] == [stalled_file] and item["index"] != 0
+    views = MultiViewDataset(_entries([stalled_file, good[1]]), num_frames=8, sampling_rate=2, crop_size=32,
+                             num_temporal_clips=1, num_spatial_crops=1, decode_timeout=LIMIT)
+    start = time.perf_counter()
+    batch = collate_views([views[0], views[1]])
+    assert time.perf_counter() - start < LIMIT + 3.0
+    assert [p for _, p, _ in batch["unreadable"]] == [stalled_file] and len(batch["video"]) == 1
+
+
+def test_check_videos_reports_a_stalled_read_and_checks_the_rest(stalled_file, clips, tmp_path, capsys):
+    from hiera_video.commands import check_videos
+    good, _ = clips
+    lst = tmp_path / "list.csv"
+    lst.write_text(f"{good[0]} 0\n{stalled_file} 1\n{good[1]} 2\n")
+    start = time.perf_counter()
+    assert check_videos.main([str(lst), "--workers", "2", "--timeout", str(LIMIT)]) == 1
+    assert time.perf_counter() - start < LIMIT + 10.0  # + the pool's start
+    out = capsys.readouterr()
+    assert out.out.splitlines() == [f"{stalled_file}\tnot decoded within data.decode_timeout=1.5 s "
+                                    f"(a stalled file system, or a decoder caught in a loop)"]
+    assert "1 bad of 3 videos" in out.err
+
+
+def test_check_videos_reports_a_looping_decoder(clips, tmp_path, monkeypatch):
+    from hiera_video.data import check
+    good, loop = clips
+    real = check.inspect_video
+
+    def looping(path, backend="auto", full=True):
+        if path.endswith("loop.mp4"):
+            _hold_the_gil()
+        return real(path, backend, full)
+
+    monkeypatch.setattr(check, "inspect_video", looping)
+    start = time.perf_counter()
+    results = list(check.inspect_entries(_entries([good[0], loop, good[1]]), workers=1, timeout=LIMIT))
+    assert time.perf_counter() - start < LIMIT + 3.0
+    assert [(e.path, reason is None) for e, reason, _ in results] == [(good[0], True), (loop, False), (good[1], True)]
+    assert "decode_timeout" in results[1][1]
