@@ -111,3 +111,51 @@ def test_a_list_with_a_byte_order_mark_exits_two_naming_the_line(tmp_path, capsy
     (tmp_path / "l.csv").write_bytes(b"\xef\xbb\xbfa.mp4 0\n")
     assert load_tool("check_videos").main([str(tmp_path / "l.csv")]) == 2
     assert "l.csv:1: starts with a UTF-8 byte-order mark" in capsys.readouterr().err
+
+
+def test_a_killed_check_continues_where_it_stopped_and_reports_the_same(tmp_path):
+    """kill -9 mid-list, run the same command again: the report, warnings and clean list equal those of
+    an uninterrupted run, and the progress file is gone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from videos import make_video
+    good = [make_video(tmp_path / f"v{i}.mp4", 40, fps=30, height=32, width=64) for i in range(3)]
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all" * 10)
+    lines = [f"{good[i % 3]} {i % 5}" if i % 7 else f"missing_{i}.mp4 1" for i in range(240)]
+    lines[100] = f"{tmp_path / 'junk.mp4'} 2"
+    lst = tmp_path / "list.csv"
+    lst.write_text("\n".join(lines) + "\n")
+    tool = [sys.executable, "-m", "hiera_video", "check-videos", str(lst), "--workers", "1", "--quick"]
+
+    def run(out_dir, kill_after=None):
+        out_dir.mkdir()
+        cmd = tool + ["--out", str(out_dir / "bad.tsv"), "--clean-list", str(out_dir / "clean.csv")]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if kill_after is not None:
+            progress = out_dir / "bad.tsv.progress"
+            deadline = time.time() + 120
+            while time.time() < deadline and (not progress.exists() or
+                                              progress.read_text().count("\n") < kill_after):
+                time.sleep(0.05)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            assert progress.exists() and not (out_dir / "bad.tsv").exists()
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        err = proc.communicate(timeout=300)[1].decode()
+        return proc.returncode, err
+
+    code, _ = run(tmp_path / "whole")
+    code_killed, err = run(tmp_path / "killed", kill_after=60)
+    assert code == code_killed == 1
+    assert "continuing:" in err and "already checked" in err
+    for name in ("bad.tsv", "clean.csv"):
+        assert (tmp_path / "whole" / name).read_text() == (tmp_path / "killed" / name).read_text(), name
+    assert not (tmp_path / "killed" / "bad.tsv.progress").exists()
+    bad = (tmp_path / "whole" / "bad.tsv").read_text().splitlines()
+    assert len(bad) == 36 and any("junk.mp4" in line for line in bad)  # 35 missing + the junk file
+    assert (tmp_path / "whole" / "clean.csv").read_text().splitlines() == [
+        line for i, line in enumerate(lines) if i % 7 and i != 100]

@@ -146,7 +146,10 @@ STALL_SERVER = textwrap.dedent('''
 
 @pytest.fixture
 def stalled_file(tmp_path, clips):
-    pytest.importorskip("fuse", reason="FUSE tests need fusepy and libfuse2")
+    try:
+        import fuse  # noqa: F401  (fusepy; it raises OSError where libfuse2 is missing)
+    except (ImportError, OSError) as e:
+        pytest.skip(f"FUSE tests need fusepy and libfuse2: {e}")
     if not os.path.exists("/dev/fuse") or shutil.which("fusermount") is None:
         pytest.skip("no /dev/fuse or fusermount here")
     mount = tmp_path / "mnt"

@@ -7,7 +7,12 @@ Readable but odd entries are warned about on stderr (`warning: path: what`, and 
 lines in --warnings FILE) without failing the check: rotation metadata, variable frame rate, a single
 still image under a video's name, files only PyAV can read.
 
-    hiera-video check-videos data/k400/val.csv --workers 16 --out bad_val.tsv --warnings odd_val.tsv
+    hiera-video check-videos data/k400/val.csv --workers 16 --out bad_val.tsv --warnings odd_val.tsv \\
+        --clean-list val_readable.csv
+
+With --out, results are kept in OUT.progress as they come: the same command after an interruption (even
+kill -9) continues where it stopped, and the report is the same as an uninterrupted run's. Each video
+has --timeout seconds (a stalled mount or a looping decoder is reported, not waited for).
 """
 
 import argparse
@@ -17,9 +22,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..cli import command
-from ..data.check import default_workers, inspect_entries
+from ..data.check import CheckJournal, default_workers, inspect_entries
 from ..data.guard import DEFAULT_SECONDS
 from ..data.lists import read_list
+from ..fileio import atomic_write
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
@@ -34,33 +40,56 @@ def arguments(p: argparse.ArgumentParser) -> None:
                    help=f"seconds one video may take before it is reported as bad (0: no limit; default "
                         f"{DEFAULT_SECONDS:g}): a stalled file system or a looping decoder cannot stop the check")
     p.add_argument("--out", type=Path, help="write the bad entries here instead of stdout")
+    p.add_argument("--clean-list", type=Path, help="also write the list's lines of the readable videos here")
     p.add_argument("--warnings", type=Path, help="also write the warnings here, one `path<TAB>warning` line each")
+    p.add_argument("--progress", type=Path,
+                   help="where results are kept as they come, so that an interrupted check (even kill -9) "
+                        "continues where it stopped (default: OUT.progress with --out, else none)")
 
 
 @command(__doc__, arguments)
 def main(args: argparse.Namespace) -> int:
     entries = read_list(args.list, args.root, labelled=False)
-    bad, warned = [], []
-    results = inspect_entries(entries, args.backend, full=not args.quick, workers=args.workers, timeout=args.timeout)
-    for entry, reason, warnings in tqdm(results, total=len(entries), desc="checking videos", unit="video",
+    journal_path = args.progress or (args.out.with_name(args.out.name + ".progress") if args.out else None)
+    journal = None
+    if journal_path is not None:
+        stat = args.list.stat()
+        header = (f"hiera-video check-videos 1\t{args.list.resolve()}\t{stat.st_size}\t{stat.st_mtime_ns}\t"
+                  f"root={args.root}\tbackend={args.backend}\tquick={args.quick}\ttimeout={args.timeout:g}")
+        journal = CheckJournal(journal_path, header)
+        if journal.results:
+            print(f"continuing: {len(journal.results)} of {len(entries)} videos already checked ({journal_path})",
+                  file=sys.stderr)
+    done = journal.results if journal is not None else []
+    todo = entries[len(done):]
+    results = inspect_entries(todo, args.backend, full=not args.quick, workers=args.workers, timeout=args.timeout)
+    checked = list(done)
+    for entry, reason, warnings in tqdm(results, total=len(todo), desc="checking videos", unit="video",
                                         disable=not sys.stderr.isatty()):
-        if reason is not None:
-            bad.append(f"{entry.path}\t{reason}")
+        if journal is not None:
+            journal.add(reason, warnings)
+        checked.append((reason, warnings))
         for warning in warnings:
-            warned.append(f"{entry.path}\t{warning}")
             tqdm.write(f"warning: {entry.path}: {warning}", file=sys.stderr)
+    bad = [f"{e.path}\t{reason}" for e, (reason, _) in zip(entries, checked) if reason is not None]
+    warned = [f"{e.path}\t{w}" for e, (_, ws) in zip(entries, checked) for w in ws]
     text = "".join(line + "\n" for line in bad)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        atomic_write(args.out, text)
     else:
         sys.stdout.write(text)
     if args.warnings:
-        args.warnings.parent.mkdir(parents=True, exist_ok=True)
-        args.warnings.write_text("".join(line + "\n" for line in warned))
+        atomic_write(args.warnings, "".join(line + "\n" for line in warned))
+    if args.clean_list:
+        lines = args.list.read_text(encoding="utf-8").splitlines()
+        atomic_write(args.clean_list, "".join(lines[e.line - 1] + "\n" for e, (reason, _) in zip(entries, checked)
+                                              if reason is None))
+    if journal is not None:
+        journal.close(remove=True)  # the report is complete: nothing to continue
     num_warned = len({line.split("\t")[0] for line in warned})
     print(f"{len(bad)} bad of {len(entries)} videos" + (f" (listed in {args.out})" if args.out and bad else "")
-          + (f"; {num_warned} with warnings" if num_warned else ""), file=sys.stderr)
+          + (f"; {num_warned} with warnings" if num_warned else "")
+          + (f"; {len(entries) - len(bad)} readable in {args.clean_list}" if args.clean_list else ""), file=sys.stderr)
     return 1 if bad else 0
 
 

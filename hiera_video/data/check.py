@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import av
@@ -143,3 +144,42 @@ def check_entries(entries: Sequence[Entry], backend: str = "auto", full: bool = 
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+class CheckJournal:
+    """The results of a check so far, one line per entry in list order, so that a check killed at any
+    point (even kill -9) continues where it stopped. Line: `index<TAB>reason<TAB>warning|warning...`
+    (empty reason: good). The first line names what is checked; a journal of another list or other
+    options is refused. A last line cut short by the kill is dropped."""
+
+    def __init__(self, path: Path, header: str):
+        self.path, self.header = Path(path), header
+        self.results: list[tuple[str | None, list[str]]] = []
+        if self.path.exists():
+            lines = self.path.read_text(encoding="utf-8", errors="replace").split("\n")
+            if lines[0] != header:
+                raise ValueError(f"{self.path} holds the progress of another check ({lines[0]!r}); delete it or "
+                                 f"check with the same list and options")
+            for n, line in enumerate(lines[1:-1]):  # the last piece has no newline yet: incomplete
+                index, reason, warnings = line.split("\t")
+                if int(index) != n:
+                    raise ValueError(f"{self.path}:{n + 2}: expected entry {n}, found {index}")
+                self.results.append((reason or None, [w for w in warnings.split("|") if w]))
+            with open(self.path, "r+", encoding="utf-8") as f:  # drop a line cut short
+                f.truncate(len(("\n".join([header, *lines[1:-1]]) + "\n").encode("utf-8")))
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(header + "\n", encoding="utf-8")
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def add(self, reason: str | None, warnings: list[str]) -> None:
+        clean = [w.replace("\t", " ").replace("\n", " ").replace("|", "/") for w in warnings]
+        reason = (reason or "").replace("\t", " ").replace("\n", " ")
+        self._file.write(f"{len(self.results)}\t{reason}\t{'|'.join(clean)}\n")
+        self._file.flush()
+        self.results.append((reason or None, clean))
+
+    def close(self, remove: bool = False) -> None:
+        self._file.close()
+        if remove:
+            self.path.unlink()
