@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-videos": ("check_videos", "decode every video of a list and report the bad ones"),
     "prepare-kinetics": ("prepare_kinetics", "Kinetics data lists from folders or the official CSVs"),
     "prepare-ssv2": ("prepare_ssv2", "Something-Something-v2 data lists from the official JSON"),
+    "extract-frames": ("extract_frames", "frames folders (rawframes) from the videos of a list (resumable)"),
     "resize-videos": ("resize_videos", "re-encode a video tree to a short side (resumable)"),
     "make-synthetic": ("make_synthetic", "write the synthetic action dataset"),
     "make-synthetic-ava": ("make_synthetic_ava", "write a small synthetic AVA dataset"),

@@ -66,6 +66,14 @@ def _warnings(path: str, video, backend: str, fmt: str, decoded: int) -> list[st
 
 def inspect_video(path: str, backend: str = "auto", full: bool = True) -> tuple[str | None, list[str]]:
     """(None if the video is good, else the reason it is not; warnings)."""
+    if os.path.isdir(path):  # a frames folder: every frame (full) or first, middle, last must read
+        try:
+            with open_video(path, backend) as video:
+                n = video.num_frames
+                video.get_frames(range(n) if full else sorted({0, n // 2, n - 1}))
+        except DecodeError as e:
+            return e.reason, []
+        return None, []
     try:
         with open_video(path, backend) as video:
             n = video.num_frames

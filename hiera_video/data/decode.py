@@ -10,15 +10,19 @@ Details: docs/data.md (hiera_video/data/decode.py).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Sequence
 
 # PyAV must load its FFmpeg libraries before decord does: decord 0.6 bundles an older libvpx that
 # otherwise shadows PyAV's and breaks its VP9 encoder (decoding is unaffected).
 import av
 import numpy as np
+from PIL import Image
 
 logger = logging.getLogger("hiera_video")
 
@@ -415,6 +419,51 @@ def _decord_container(path: str) -> bool:
             or (head[:4] == b"RIFF" and head[8:12] == b"AVI ") or head[:3] == b"FLV")
 
 
+# Frames folders (data/frames.py writes them)
+FRAMES_META = "frames.json"
+FRAMES_FPS = 30.0
+_FRAME_FILE = re.compile(r"img_(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
+
+
+class FramesReader(VideoReader):
+    """A frames folder (`img_00001.jpg`, ... from 1; see data/frames.py) read like a video: the frame
+    rate from its `frames.json`, else `FRAMES_FPS`."""
+    backend = "frames"
+
+    def __init__(self, path: str, num_threads: int = 1):
+        super().__init__(path)
+        files = sorted((int(m.group(1)), name) for name in os.listdir(path) if (m := _FRAME_FILE.match(name)))
+        if not files:
+            raise DecodeError(path, self.backend, "a folder without img_NNNNN.jpg/.png frames")
+        if [n for n, _ in files] != list(range(1, len(files) + 1)):
+            missing = sorted(set(range(1, files[-1][0] + 1)) - {n for n, _ in files})[:5]
+            raise DecodeError(path, self.backend, f"frames are not numbered 1..{len(files)} (missing {missing})")
+        self._files = [os.path.join(path, name) for _, name in files]
+        meta_path = os.path.join(path, FRAMES_META)
+        fps = FRAMES_FPS
+        if os.path.exists(meta_path):
+            try:
+                fps = float(json.loads(Path(meta_path).read_text())["fps"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise DecodeError(path, self.backend, f"{FRAMES_META} is not readable ({e})") from None
+        self.num_frames = self.data_frames = len(files)
+        self.fps = self._avg_fps = fps
+        self.frame_times = np.arange(len(files)) / fps
+
+    def _read(self, unique: np.ndarray) -> np.ndarray:
+        frames = []
+        for i in unique.tolist():
+            try:
+                with Image.open(self._files[i]) as image:
+                    frames.append(np.asarray(image.convert("RGB")))
+            except OSError as e:
+                raise DecodeError(self.path, self.backend, f"{self._files[i]}: {e}") from None
+        if len({f.shape for f in frames}) > 1:
+            raise DecodeError(self.path, self.backend, "frames of different sizes")
+        return np.stack(frames)
+
+
+
 def open_video(path: str | os.PathLike, backend: str = "auto", num_threads: int = 1) -> VideoReader:
     """Open a video with `backend` in {"auto", "decord", "pyav", "torchcodec"} (the last only when
     installed; never chosen by "auto").
@@ -427,6 +476,8 @@ def open_video(path: str | os.PathLike, backend: str = "auto", num_threads: int 
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DecodeError(path, backend, "file not found")
+    if os.path.isdir(path):  # a frames folder, whatever the backend
+        return FramesReader(path)
     if os.path.getsize(path) == 0:
         raise DecodeError(path, backend, "empty file")
     have = available_backends()

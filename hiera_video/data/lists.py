@@ -107,13 +107,17 @@ def _parse_label(text: str) -> int | None:
 
 
 def parse_line(line: str) -> tuple[str, int | None]:
-    """`'a b.mp4 3'` -> ('a b.mp4', 3); `'x.mp4,3'` -> ('x.mp4', 3); `'x.mp4'` -> ('x.mp4', None)."""
+    """`'a b.mp4 3'` -> ('a b.mp4', 3); `'x.mp4,3'` -> ('x.mp4', 3); `'x.mp4'` -> ('x.mp4', None);
+    `'frames/x 300 3'` (mmaction2's rawframes: folder, frame count, label) -> ('frames/x', 3)."""
     line = line.strip()
     if "," in line:
         head, _, tail = line.rpartition(",")
         label = _parse_label(tail)
         if label is not None:
             return head.strip(), label
+    fields = line.split()
+    if len(fields) == 3 and fields[1].isdigit() and _parse_label(fields[2]) is not None:
+        return fields[0], _parse_label(fields[2])  # mmaction2's rawframes: `frame_dir total_frames label`
     parts = line.rsplit(None, 1)
     if len(parts) == 2:
         label = _parse_label(parts[1])
