@@ -133,3 +133,13 @@ def test_list_memory_benchmark_reports_every_worker():
     r = list_memory(num_videos=2000, workers=2, storage="flat", batch_size=50)
     assert [w["worker"] for w in r["per_worker"]] == [0, 1]
     assert all(w["start_mb"] > 0 and w["end_mb"] >= 0 for w in r["per_worker"])
+
+
+def test_the_soak_benchmark_records_every_worker_and_batch(tmp_path):
+    from hiera_video.data.bench import soak
+    from videos import make_video
+    videos = [make_video(tmp_path / f"v{i}.mp4", 40, fps=30, height=32, width=64) for i in range(2)]
+    r = soak([Entry(v, i, i + 1) for i, v in enumerate(videos)], clips=12, workers=2, batch_size=3,
+             crop_size=32, num_frames=8, sampling_rate=2)
+    assert r["clips"] == 12 and len(r["batches"]) == 4 and sorted(r["workers_mb"]) == [0, 1]
+    assert [n for _, n, _, _ in r["batches"]] == [3, 6, 9, 12] and r["bad_videos"] == 0

@@ -155,3 +155,63 @@ def list_memory(num_videos: int = 240_000, workers: int = 4, storage: str = "fla
     return {"storage": storage, "num_videos": num_videos, "workers": workers, "seconds": round(seconds, 1),
             "per_worker": per_worker,
             "growth_mb_total": round(sum(w["growth_mb"] for w in per_worker), 1)}
+
+
+class _Soaked(torch.utils.data.Dataset):
+    """The training dataset, each batch tagged with the worker that made it and its private memory."""
+
+    def __init__(self, dataset: ClipDataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitems__(self, keys: list) -> list[dict]:
+        items = [self.dataset[k] for k in keys]
+        info = torch.utils.data.get_worker_info()
+        items[0]["soak"] = (info.id if info is not None else -1, _private_kb())
+        return items
+
+
+def _soak_collate(items: list[dict]) -> dict:
+    batch = collate_clips(items)
+    batch["soak"] = items[0]["soak"]
+    return batch
+
+
+def soak(entries, clips: int = 5000, workers: int = 4, batch_size: int = 8, crop_size: int = 112,
+         num_frames: int = 16, sampling_rate: int = 4, decode_timeout: float = DEFAULT_SECONDS,
+         seed: int = 0) -> dict:
+    """`clips` random training clips through the real training DataLoader (ClipDataset with RandAugment,
+    `workers` persistent workers, the seeded sampler's `(index, seed)` keys), recording every batch's
+    time, worker and that worker's private memory: what a run of days does to throughput and memory,
+    in minutes."""
+    ds = _Soaked(ClipDataset(entries, num_frames=num_frames, sampling_rate=sampling_rate, crop_size=crop_size,
+                             randaug=RandAugment(7, 2, 0.5), decode_timeout=decode_timeout))
+    g = torch.Generator().manual_seed(seed)
+    keys = [(int(i), int(s)) for i, s in zip(torch.randint(len(ds), (clips,), generator=g).tolist(),
+                                             torch.randint(0, 2**62, (clips,), generator=g).tolist())]
+    loader = DataLoader(ds, batch_size=batch_size, sampler=keys, num_workers=workers, collate_fn=_soak_collate,
+                        persistent_workers=workers > 0, multiprocessing_context="fork" if workers else None)
+    start, rows, done, bad = time.perf_counter(), [], 0, 0
+    for batch in loader:
+        done += len(batch["video"])
+        bad += len(batch["bad"])
+        worker, kb = batch["soak"]
+        rows.append((round(time.perf_counter() - start, 3), done, worker, round(kb / 1024, 1)))
+    seconds = time.perf_counter() - start
+    per_worker = {}
+    for t, _, w, mb in rows:
+        per_worker.setdefault(w, []).append((t, mb))
+    tenth = max(len(rows) // 10, 1)
+
+    def rate(part):  # clips/s over a stretch of batches
+        (t0, n0, _, _), (t1, n1, _, _) = part[0], part[-1]
+        return round((n1 - n0) / max(t1 - t0, 1e-9), 2)
+
+    return {"clips": done, "workers": workers, "seconds": round(seconds, 1), "bad_videos": bad,
+            "clips_per_s": round(done / seconds, 2), "clips_per_s_first_tenth": rate(rows[:tenth + 1]),
+            "clips_per_s_last_tenth": rate(rows[-tenth - 1:]),
+            "workers_mb": {w: {"first": v[0][1], "last": v[-1][1], "max": max(mb for _, mb in v)}
+                           for w, v in sorted(per_worker.items())},
+            "batches": rows}
