@@ -216,3 +216,40 @@ def test_check_videos_reports_a_looping_decoder(clips, tmp_path, monkeypatch):
     assert time.perf_counter() - start < LIMIT + 3.0
     assert [(e.path, reason is None) for e, reason, _ in results] == [(good[0], True), (loop, False), (good[1], True)]
     assert "decode_timeout" in results[1][1]
+
+
+def test_hiera_video_evaluate_lists_a_stalled_video_and_scores_the_others_as_without_it(stalled_file, clips,
+                                                                                      tmp_path):
+    """The whole command, DataLoader workers included: the stalled file costs the limit, is listed with its
+    path, and every other video's prediction equals a run whose list does not hold it."""
+    import csv
+    import json
+
+    import hiera_video
+    from hiera_video.commands import evaluate
+    good, _ = clips
+    torch.manual_seed(0)
+    model = hiera_video.create_model("hiera_test_8x64", num_classes=3)
+    hiera_video.save_model(model, tmp_path / "model.pt", data=dict(num_frames=8, sampling_rate=2, crop_size=64))
+
+    def run(name, paths):
+        (tmp_path / f"{name}.csv").write_text("".join(f"{p} {i % 3}\n" for i, p in enumerate(paths)))
+        (tmp_path / f"{name}.yaml").write_text(
+            f"model: {{name: hiera_test_8x64, num_classes: 3}}\n"
+            f"data: {{val_list: {tmp_path / (name + '.csv')}, num_frames: 8, sampling_rate: 2, crop_size: 64, "
+            f"num_workers: 1, decode_timeout: {LIMIT}}}\n"
+            f"eval: {{num_temporal_clips: 1, num_spatial_crops: 1, batch_size: 2}}\noutput_dir: {tmp_path / name}\n")
+        start = time.perf_counter()
+        assert evaluate.main(["--cfg", str(tmp_path / f"{name}.yaml"), "--ckpt", str(tmp_path / "model.pt"),
+                              "--out", str(tmp_path / name)]) == 0
+        seconds = time.perf_counter() - start
+        rows = {r["path"]: r for r in csv.DictReader(open(tmp_path / name / "predictions.csv"))}
+        return json.loads((tmp_path / name / "metrics.json").read_text()), rows, seconds
+
+    clean, clean_rows, clean_seconds = run("clean", good)
+    stalled, rows, seconds = run("stalled", [good[0], stalled_file, *good[1:]])
+    assert seconds < clean_seconds + LIMIT + 5.0
+    assert stalled["num_unreadable"] == 1 and stalled["unreadable"][0]["path"] == stalled_file
+    assert "decode_timeout" in rows[stalled_file]["error"]
+    for path in good:
+        assert {k: rows[path][k] for k in ("top1", "score1")} == {k: clean_rows[path][k] for k in ("top1", "score1")}
