@@ -244,6 +244,36 @@ def test_dataset_reads_extracted_frames_and_collates(tmp_path):
                    FrameSource(str(tmp_path / "frames")), train=False)[0]
 
 
+def test_a_keyframe_whose_read_never_returns_is_replaced_in_training_within_the_time_limit(tmp_path):
+    """data.decode_timeout covers AVA's frame reads: a read that holds the GIL forever (as a stalled
+    mount would block it) costs the limit, and training takes another keyframe."""
+    import re
+    import time
+
+    from hiera_video.tasks.ava.synthetic import encode_jpeg
+    for vid in ("goodvideo00", "stuckvideo0"):
+        for i in range(0, 130):
+            path = frame_path(tmp_path / "frames", vid, i)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(encode_jpeg(np.full((48, 64, 3), i, np.uint8)))
+
+    class Stuck(FrameSource):
+        def get(self, video_id, indices):
+            if video_id == "stuckvideo0":
+                re.match(r"(a+)+$", "a" * 64 + "b")  # minutes in C with the GIL held
+            return super().get(video_id, indices)
+
+    kfs = [Keyframe(("stuckvideo0", 902), [(0.1, 0.2, 0.5, 0.9)], [[12]]),
+           Keyframe(("goodvideo00", 902), [(0.1, 0.2, 0.5, 0.9)], [[14]])]
+    ds = AVADataset(kfs, Stuck(str(tmp_path / "frames")), num_frames=4, sampling_rate=8, crop_size=32,
+                    decode_timeout=1.5)
+    start = time.perf_counter()
+    item = ds[(0, 5)]
+    assert time.perf_counter() - start < 4.0
+    assert item["key"] == ("goodvideo00", 902) and item["bad"][0][0] == "stuckvideo0,902"
+    assert "decode_timeout" in item["bad"][0][1]
+
+
 @pytest.mark.parametrize("fps", [30, 15])
 def test_frames_can_come_from_the_cut_video_at_any_frame_rate(tmp_path, fps):
     # The 15-30 min cut: time 0 = 900 s. Index i at 30 fps is time i / 30, i.e. frame i * fps / 30.

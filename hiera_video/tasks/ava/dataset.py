@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from ...data import transforms
 from ...data.decode import DecodeError, open_video
+from ...data.guard import TimeLimit
 from .io import Box, Key, frame_path, keyframe_index
 
 NUM_ACTIONS = 80  # AVA action ids 1..80; 60 of them are evaluated
@@ -232,26 +233,32 @@ class AVADataset(Dataset):
 
     def __init__(self, keyframes: Sequence[Keyframe], source: FrameSource, *, num_frames: int = 16,
                  sampling_rate: int = 4, crop_size: int = 224, train: bool = True,
-                 jitter: Sequence[float] = (1.0, 1.25), hflip: bool = True, max_retries: int = 10):
+                 jitter: Sequence[float] = (1.0, 1.25), hflip: bool = True, max_retries: int = 10,
+                 decode_timeout: float = 0.0):
         if not keyframes:
             raise ValueError("AVADataset needs at least one keyframe")
         self.keyframes = keyframes if isinstance(keyframes, KeyframeTable) else KeyframeTable(keyframes)
         self.source = source
         self.num_frames, self.sampling_rate, self.crop_size = num_frames, sampling_rate, crop_size
         self.train, self.jitter, self.hflip, self.max_retries = train, tuple(jitter), hflip, max_retries
+        self.time_limit = TimeLimit(self, decode_timeout)  # data.decode_timeout, as for videos
 
     def __len__(self) -> int:
         return len(self.keyframes)
 
     def clip(self, kf: Keyframe) -> torch.Tensor:
+        """uint8 [C, T, H, W]: the keyframe's clip, read within the time limit."""
+        frames = self.time_limit.call(f"{kf.key[0]},{kf.key[1]}", "frames", kf)
+        return torch.from_numpy(frames).permute(3, 0, 1, 2)  # [T, H, W, 3] -> [C, T, H, W]
+
+    def frames(self, kf: Keyframe) -> np.ndarray:
         video_id, sec = kf.key
         total = self.source.num_frames(video_id)
         center = keyframe_index(sec, self.source.fps)
         if not 0 <= center < total:
             raise DecodeError(video_id, "frames", f"keyframe {sec} s is frame {center}, outside the video's "
                                                   f"{total} frames")
-        frames = self.source.get(video_id, clip_frame_indices(center, self.num_frames, self.sampling_rate, total))
-        return torch.from_numpy(frames).permute(3, 0, 1, 2)  # [T, H, W, 3] -> [C, T, H, W]
+        return self.source.get(video_id, clip_frame_indices(center, self.num_frames, self.sampling_rate, total))
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         """`key`: an index, or `(index, seed)` for draws that do not depend on the worker (exact resume)."""

@@ -55,7 +55,8 @@ def train_dataset(cfg: Config) -> AVADataset:
     proposals = read_proposals(a.train_proposals, a.train_proposal_score) if a.train_proposals else None
     keyframes = training_keyframes(read_annotations(_need(cfg, "train_annotations")), excluded, proposals)
     return AVADataset(keyframes, frame_source(cfg), num_frames=d.num_frames, sampling_rate=d.sampling_rate,
-                      crop_size=d.crop_size, train=True, jitter=a.jitter, hflip=d.hflip)
+                      crop_size=d.crop_size, train=True, jitter=a.jitter, hflip=d.hflip,
+                      decode_timeout=d.decode_timeout)
 
 
 def val_dataset(cfg: Config) -> AVADataset:
@@ -70,7 +71,7 @@ def val_dataset(cfg: Config) -> AVADataset:
         raise ValueError(f"no val keyframe has a proposal with score >= {a.val_proposal_score} "
                          f"({a.val_proposals}); lower ava.val_proposal_score?")
     return AVADataset(keyframes, frame_source(cfg), num_frames=d.num_frames, sampling_rate=d.sampling_rate,
-                      crop_size=d.crop_size, train=False)
+                      crop_size=d.crop_size, train=False, decode_timeout=d.decode_timeout)
 
 
 @torch.no_grad()
