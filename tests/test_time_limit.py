@@ -253,3 +253,28 @@ def test_hiera_video_evaluate_lists_a_stalled_video_and_scores_the_others_as_wit
     assert "decode_timeout" in rows[stalled_file]["error"]
     for path in good:
         assert {k: rows[path][k] for k in ("top1", "score1")} == {k: clean_rows[path][k] for k in ("top1", "score1")}
+
+
+def test_finetuning_replaces_a_stalled_video_and_finishes(stalled_file, data, tmp_path, fresh_accelerate, caplog):
+    """A whole training run, DataLoader workers included, whose list holds a file that never answers:
+    the run finishes, the file is logged with its path and counted as skipped."""
+    import json
+    import logging
+
+    from hiera_video.config import load_config
+    from hiera_video.engine.train import train
+    from test_train import ROOT, overrides
+    lines = (data / "train.csv").read_text().splitlines()
+    lst = tmp_path / "train.csv"
+    lst.write_text("".join(f"{data / line.split()[0]} {line.split()[1]}\n" for line in lines)
+                   + f"{stalled_file} 0\n")
+    out = tmp_path / "run"
+    cfg = load_config(ROOT / "configs" / "synthetic_hiera_tiny.yaml",
+                      overrides(data, out, **{"data.train_list": str(lst), "data.num_workers": 1, "train.epochs": 1,
+                                              "data.decode_timeout": LIMIT, "data.num_repeats": 1,
+                                              "train.batch_size": 3}))
+    with caplog.at_level(logging.WARNING, logger="hiera_video"):
+        metrics = train(cfg)
+    assert metrics["epoch"] == 1 and metrics["skipped_videos"] >= 1
+    assert any(stalled_file in r.getMessage() and "decode_timeout" in r.getMessage() for r in caplog.records)
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["skipped_videos"] >= 1
