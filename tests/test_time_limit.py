@@ -278,3 +278,24 @@ def test_finetuning_replaces_a_stalled_video_and_finishes(stalled_file, data, tm
     assert metrics["epoch"] == 1 and metrics["skipped_videos"] >= 1
     assert any(stalled_file in r.getMessage() and "decode_timeout" in r.getMessage() for r in caplog.records)
     assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["skipped_videos"] >= 1
+
+
+def test_embeddings_list_a_stalled_video_and_embed_the_others(stalled_file, clips, tmp_path):
+    import hiera_video
+    from hiera_video.data.lists import write_list
+    from hiera_video.engine.embed import extract_embeddings
+    good, _ = clips
+    torch.manual_seed(0)
+    hiera_video.save_model(hiera_video.create_model("hiera_test_8x64", num_classes=3), tmp_path / "model.pt",
+                           data=dict(num_frames=8, sampling_rate=2, crop_size=64))
+    write_list(tmp_path / "list.csv", [(good[0], 0), (stalled_file, 0), (good[1], 0)])
+    write_list(tmp_path / "clean.csv", [(good[0], 0), (good[1], 0)])
+    start = time.perf_counter()
+    meta = extract_embeddings(None, str(tmp_path / "model.pt"), str(tmp_path / "list.csv"), tmp_path / "e",
+                              num_workers=1, decode_timeout=LIMIT)
+    assert time.perf_counter() - start < LIMIT + 20.0
+    assert [(u["index"], u["path"]) for u in meta["unreadable"]] == [(1, stalled_file)]
+    extract_embeddings(None, str(tmp_path / "model.pt"), str(tmp_path / "clean.csv"), tmp_path / "c", num_workers=1)
+    emb, clean = np.load(tmp_path / "e" / "embeddings.npy"), np.load(tmp_path / "c" / "embeddings.npy")
+    assert np.isnan(emb[1]).all()
+    np.testing.assert_allclose(emb[[0, 2]], clean, rtol=1e-5, atol=1e-6)

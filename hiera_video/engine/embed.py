@@ -164,8 +164,10 @@ def check_parts(parts: Path, spec: dict) -> bool:
 
 def extract_embeddings(cfg: Config | None, ckpt_path: str, list_path: str, out_dir: str | Path,
                        temporal: int = 1, spatial: int = 1, pool: str = "mean", model_name: str | None = None,
-                       chunk: int = 512, batch_size: int = 4, num_workers: int = 2, root: str | None = None) -> dict:
-    """See docs/training.md (hiera_video/engine/embed.py). Returns meta.json's content (on every process)."""
+                       chunk: int = 512, batch_size: int = 4, num_workers: int = 2, root: str | None = None,
+                       decode_timeout: float | None = None) -> dict:
+    """See docs/training.md (hiera_video/engine/embed.py). Returns meta.json's content (on every process).
+    `decode_timeout`: seconds per video (default: the config's data.decode_timeout, else 60)."""
 
     accelerator = build_accelerator()
     out = Path(out_dir)
@@ -177,7 +179,8 @@ def extract_embeddings(cfg: Config | None, ckpt_path: str, list_path: str, out_d
     settings = clip_settings(model, ckpt, cfg)
     entries = read_list(list_path, root if root is not None else (cfg.data.root if cfg else None), labelled=False)
     backend = cfg.data.backend if cfg else "auto"
-    decode_timeout = cfg.data.decode_timeout if cfg else DEFAULT_DECODE_TIMEOUT
+    if decode_timeout is None:
+        decode_timeout = cfg.data.decode_timeout if cfg else DEFAULT_DECODE_TIMEOUT
     spec = extraction_spec(ckpt_path, list_path, entries, settings, temporal, spatial, pool, chunk,
                            getattr(model, "name", None), backend)
     # Every process checks (all see the same files, so all raise or none does); the main one writes the
