@@ -299,3 +299,14 @@ def test_embeddings_list_a_stalled_video_and_embed_the_others(stalled_file, clip
     emb, clean = np.load(tmp_path / "e" / "embeddings.npy"), np.load(tmp_path / "c" / "embeddings.npy")
     assert np.isnan(emb[1]).all()
     np.testing.assert_allclose(emb[[0, 2]], clean, rtol=1e-5, atol=1e-6)
+
+
+def test_the_helper_pipe_constructs_nothing_but_arrays_and_entries():
+    import pickle
+
+    from hiera_video.data.guard import _loads
+    ok = (np.arange(3), Entry("a.mp4", 1, 2), ("x", None, [1.5]))
+    back = _loads(pickle.dumps(ok, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back[0].tolist() == [0, 1, 2] and back[1:] == ok[1:]
+    with pytest.raises(pickle.UnpicklingError, match="refused to construct posix.system"):
+        _loads(pickle.dumps(os.system))

@@ -83,20 +83,20 @@ class ClipDataset(Dataset):
         # [C, T, H, W] -> [C, T, H', W'] with min(H', W') = short_side
         return clip if self.short_side is None else transforms.resize_short_side(clip, self.short_side)
 
-    def _decode_in_helper(self, entry: Entry, state: torch.Tensor | None) -> tuple[np.ndarray, torch.Tensor | None]:
-        """`_decode` in the time limit's helper process: the generator travels as its state, both ways,
-        so the clip and every later draw are the same as without a time limit."""
-        generator = None if state is None else torch.Generator().set_state(state)
+    def _decode_in_helper(self, entry: Entry, state: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """`_decode` in the time limit's helper process: the generator travels as its state (a uint8
+        array), both ways, so the clip and every later draw are the same as without a time limit."""
+        generator = None if state is None else torch.Generator().set_state(torch.from_numpy(state))
         clip = self._decode(entry, generator).numpy()
-        return clip, None if generator is None else generator.get_state()
+        return clip, None if generator is None else generator.get_state().numpy()
 
     def _decode_limited(self, entry: Entry, generator: torch.Generator | None) -> torch.Tensor:
         if self.time_limit.seconds <= 0:
             return self._decode(entry, generator)
-        state = None if generator is None else generator.get_state()
+        state = None if generator is None else generator.get_state().numpy()
         clip, state = self.time_limit.call(entry.path, "_decode_in_helper", entry, state)
         if generator is not None:
-            generator.set_state(state)
+            generator.set_state(torch.from_numpy(state))
         return torch.from_numpy(clip)
 
     def augment(self, clip: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -11,6 +11,7 @@ Details: docs/data.md (hiera_video/data/guard.py).
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 import pickle
@@ -65,7 +66,7 @@ class TimeLimit:
             raise DecodeError(path, "time limit", f"not decoded within data.decode_timeout={self.seconds:g} s "
                                                   f"(a stalled file system, or a decoder caught in a loop)")
         try:
-            status, value = pickle.loads(self._conn.recv_bytes())
+            status, value = _loads(self._conn.recv_bytes())
             value = _unpack(value, self._shared)
         except (OSError, EOFError):
             self._abandon()
@@ -128,6 +129,27 @@ class TimeLimit:
         self._abandoned = left
 
 
+# What a call or an answer may hold besides plain values: arrays, and the records the datasets pass.
+_ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.numeric", "_frombuffer"),
+            ("numpy._core.numeric", "_frombuffer"), ("hiera_video.data.lists", "Entry"),
+            ("hiera_video.tasks.ava.dataset", "Keyframe")}
+
+
+class _Unpickler(pickle.Unpickler):
+    """Only `_ALLOWED` globals: the pipe's other end is this program's own fork, but nothing is ever
+    unpickled that could construct anything else."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED:
+            raise pickle.UnpicklingError(f"time limit: refused to construct {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _loads(data: bytes):
+    return _Unpickler(io.BytesIO(data)).load()
+
+
 def _pack(value, shared: mmap.mmap, offset: list[int]):
     """Arrays in `value` (itself, or in a tuple) go into `shared` while they fit; the rest is pickled."""
     if isinstance(value, tuple):
@@ -154,7 +176,7 @@ def _serve(conn: Connection, target, shared: mmap.mmap) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
     while True:
         try:
-            name, args = pickle.loads(conn.recv_bytes())
+            name, args = _loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
         try:
