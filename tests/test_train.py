@@ -132,6 +132,26 @@ def test_non_finite_loss_can_skip_the_update(data, tmp_path, fresh_accelerate, m
     assert state["skipped_updates"] == 1
 
 
+def test_each_epoch_draws_a_new_order_and_new_augmentations(data, tmp_path, fresh_accelerate, monkeypatch):
+    """Accelerate's loader resets its sampler's epoch to its own count on every iteration, and that
+    count only advances when an iteration runs to the end (ours stops at the last full update): set
+    on the sampler alone, every epoch replayed epoch 0's order and per-clip seeds (the same crops
+    and RandAugment each epoch, and no exact mid-epoch resume over several processes)."""
+    from hiera_video.data.datasets import ClipDataset
+    from hiera_video.engine.train import train
+    seen: list = []
+    real = ClipDataset.__getitem__
+    monkeypatch.setattr(ClipDataset, "__getitem__", lambda self, key: seen.append(key) or real(self, key))
+    train(load_config(ROOT / "configs" / "synthetic_hiera_tiny.yaml",
+                      overrides(data, tmp_path / "run", **{"train.epochs": 3, "data.num_repeats": 1})))
+    epochs = [seen[i:i + 8] for i in range(0, 24, 8)]  # 8 training videos, then validation (no seeds)
+    assert len(seen) >= 24 and all(isinstance(k, tuple) for e in epochs for k in e)
+    assert all(sorted(i for i, _ in e) == list(range(8)) for e in epochs)  # each video once per epoch
+    orders = [[i for i, _ in e] for e in epochs]
+    seeds = [{s for _, s in e} for e in epochs]
+    assert orders[0] != orders[1] != orders[2] and not seeds[0] & seeds[1] and not seeds[1] & seeds[2]
+
+
 def test_config_errors_exit_2_naming_the_key(tmp_path):
     proc = run_tool(["--cfg", str(ROOT / "configs" / "synthetic_hiera_tiny.yaml"), "train.epoch=3"])
     log = proc.communicate(timeout=60)[0]

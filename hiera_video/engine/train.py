@@ -251,7 +251,10 @@ class Trainer:
         metrics: dict = {}
         try:
             while self.state.epoch < self.cfg.train.epochs:
-                self.sampler.set_epoch(self.state.epoch)
+                # Through Accelerate's loader: each iteration of it sets its sampler's epoch to the loader's
+                # own count, which only advances when an iteration runs to the end (ours stops at the last
+                # full update), so setting the sampler alone replayed epoch 0's order and seeds every epoch.
+                self.train_loader.set_epoch(self.state.epoch)
                 metrics = self.train_epoch(self.train_loader)
                 if self.val_loader is not None:  # with the EMA weights swapped in, when there is an EMA
                     with self.ema.applied() if self.ema is not None else contextlib.nullcontext():
