@@ -28,13 +28,23 @@ def test_plain_runs_and_cpu_data_parallelism_go_ahead():
     assert check_launch({"OMPI_COMM_WORLD_SIZE": "4"}, has_gpu=False) is True  # mpirun
 
 
-@pytest.mark.parametrize("var", ["ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"])
-def test_sharding_without_gpus_stops_and_says_what_to_do(var):
-    with pytest.raises(LaunchError, match=r"needs GPUs.*does not shard on CPU.*--multi_gpu"):
-        check_launch({**TORCHRUN_2, var: "true"}, has_gpu=False)
+def test_fsdp_without_gpus_stops_and_says_what_to_do():
+    with pytest.raises(LaunchError, match=r"needs GPUs.*does not shard on CPU.*--multi_gpu.*--use_deepspeed"):
+        check_launch({**TORCHRUN_2, "ACCELERATE_USE_FSDP": "true"}, has_gpu=False)
     assert isinstance(LaunchError("x"), ValueError)  # the CLIs print ValueErrors and exit 2
-    # On GPUs they go through: what each entry point supports is its own decision (train() refuses them).
-    assert check_launch({**TORCHRUN_2, var: "true"}, has_gpu=True) is False
+    assert check_launch({**TORCHRUN_2, "ACCELERATE_USE_FSDP": "true"}, has_gpu=True) is False
+
+
+def test_deepspeed_runs_on_cpu_and_names_what_is_missing(monkeypatch):
+    """DeepSpeed runs on CPU processes (over gloo: engine/accel.py passes the backend, which Accelerate
+    finds none of); without its packages the launch stops naming the extra to install."""
+    from hiera_video.engine import zero
+    env = {**TORCHRUN_2, "ACCELERATE_USE_DEEPSPEED": "true"}
+    monkeypatch.setattr(zero, "missing_packages", lambda: [])
+    assert check_launch(env, has_gpu=False) is False and check_launch(env, has_gpu=True) is False
+    monkeypatch.setattr(zero, "missing_packages", lambda: ["transformers"])
+    with pytest.raises(LaunchError, match=r"needs transformers .*pip install 'hiera-video\[deepspeed\]'"):
+        check_launch(env, has_gpu=False)
 
 
 def test_one_process_started_for_several_asked_stops():

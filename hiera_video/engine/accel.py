@@ -1,9 +1,11 @@
 """The one place an entry point gets its `Accelerator`: the launch is checked first, so a requested
 distributed mode either runs as requested or stops with a message saying why and what to do.
 
-Without GPUs, `--multi_gpu --num_processes N` runs N processes, data parallel over gloo, and FSDP,
-DeepSpeed and several processes without `--multi_gpu` are refused; left to itself, Accelerate would
-silently make N independent runs that write one folder, or turn FSDP or DeepSpeed into plain DDP.
+Without GPUs, `--multi_gpu --num_processes N` runs N processes, data parallel over gloo, DeepSpeed
+(`--use_deepspeed`) runs its ZeRO stages over gloo too, and FSDP and several processes without
+`--multi_gpu` are refused; left to itself, Accelerate would silently make N independent runs that
+write one folder, turn FSDP into plain DDP, or start DeepSpeed as one process per rank that each
+believes it is alone.
 Details: docs/training.md (hiera_video/engine/accel.py).
 """
 
@@ -16,7 +18,9 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration
+from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration
+
+from . import zero
 
 logger = logging.getLogger("hiera_video")
 
@@ -43,13 +47,17 @@ def check_launch(env: Mapping[str, str], has_gpu: bool) -> bool:
     """Raises LaunchError for a launch that would not run as asked (see docs/training.md).
     Returns whether Accelerate must be told `cpu=True` (several processes, no GPU: gloo data parallel)."""
     n = world_size(env)
-    if not has_gpu:
-        for var, what in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
-            if _flag(env, var):
-                raise LaunchError(f"{what} needs GPUs and this machine has none (Accelerate does not shard on CPU; "
-                                  f"{var}=true came from `accelerate launch` or its config file). For data "
-                                  f"parallelism over CPU processes use `accelerate launch --multi_gpu "
-                                  f"--num_processes N`; for one process, plain `python`")
+    if zero.requested(env):
+        missing = zero.missing_packages()
+        if missing:
+            raise LaunchError(f"`accelerate launch --use_deepspeed` needs {' and '.join(missing)} (Accelerate's "
+                              f"DeepSpeed support imports transformers too): pip install 'hiera-video[deepspeed]'")
+        return False  # DeepSpeed runs its own process group (gloo here when there is no GPU)
+    if not has_gpu and _flag(env, "ACCELERATE_USE_FSDP"):
+        raise LaunchError("FSDP needs GPUs and this machine has none (Accelerate does not shard on CPU; "
+                          "ACCELERATE_USE_FSDP=true came from `accelerate launch` or its config file). For data "
+                          "parallelism over CPU processes use `accelerate launch --multi_gpu --num_processes N` "
+                          "(or --use_deepspeed for ZeRO); for one process, plain `python`")
     # `accelerate launch --num_processes N` without --multi_gpu (and with fewer than 2 GPUs) runs its simple
     # launcher: ONE process, yet it exports MASTER_ADDR for the N it was asked for. It is the only launcher
     # that sets ACCELERATE_USE_CPU, and no launcher of several processes leaves the world size unset.
@@ -63,18 +71,26 @@ def check_launch(env: Mapping[str, str], has_gpu: bool) -> bool:
 
 
 def build_accelerator(*, mixed_precision: str = "no", grad_accum: int = 1, project_dir: str | Path | None = None,
-                      log_with: str | Sequence | None = None, **kw):
+                      log_with: str | Sequence | None = None, grad_clip: float | None = None, **kw):
     """An `Accelerator` for this launch, after `check_launch`. `project_dir` sets Accelerate's project
     folder (checkpoints) with the logs of local trackers (TensorBoard, ...) in its tensorboard/;
     `log_with` is Accelerate's: tracker names and/or `GeneralTracker` objects (engine/train.py checks
-    the names' packages first); `kw` goes to `Accelerator` as is (dataloader_config, ...)."""
-    cpu = check_launch(os.environ, torch.cuda.is_available())
+    the names' packages first); `grad_clip` (training) goes into a DeepSpeed launch's config, where
+    the engine does the clipping; `kw` goes to `Accelerator` as is (dataloader_config, ...)."""
+    has_gpu = torch.cuda.is_available()
+    cpu = check_launch(os.environ, has_gpu)
+    if zero.requested(os.environ):
+        if grad_clip is not None:
+            kw["deepspeed_plugin"] = zero.plugin(grad_clip)
+        if not has_gpu:  # Accelerate finds no backend for DeepSpeed on a CPU machine and would run alone
+            kw["kwargs_handlers"] = [*kw.get("kwargs_handlers", []), InitProcessGroupKwargs(backend="gloo")]
     if project_dir is not None:
         kw["project_config"] = ProjectConfiguration(project_dir=str(project_dir),
                                                     logging_dir=str(Path(project_dir) / "tensorboard"))
     accelerator = Accelerator(cpu=cpu, mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum,
                               log_with=log_with, **kw)
     if accelerator.num_processes > 1 and accelerator.is_main_process:
-        logger.info("%d processes, %s on %s (backend %s)", accelerator.num_processes,
-                    accelerator.distributed_type.value, accelerator.device.type, accelerator.state.backend)
+        mode = accelerator.distributed_type.value + (f" ZeRO-{zero.stage(accelerator)}" if zero.stage(accelerator) else "")
+        logger.info("%d processes, %s on %s (backend %s)", accelerator.num_processes, mode,
+                    accelerator.device.type, accelerator.state.backend)
     return accelerator

@@ -1,5 +1,6 @@
 """Full (gathered) model and optimizer states, loading them back into shards, and the weights-in-sync
-check, for plain, DDP, FSDP2 (`fully_shard`) and FSDP1 (`use_orig_params=True`) models.
+check, for plain, DDP, FSDP2 (`fully_shard`), FSDP1 (`use_orig_params=True`) and DeepSpeed ZeRO
+(engine/zero.py) models.
 
 Unsharded models take the plain `state_dict()` / `load_state_dict()` path; sharded ones go through
 `torch.distributed.checkpoint.state_dict` with `full_state_dict=True`. Every process calls each function,
@@ -20,6 +21,7 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
                                                      set_model_state_dict, set_optimizer_state_dict)
 
 from ..errors import CheckpointError
+from . import zero
 
 logger = logging.getLogger("hiera_video")
 
@@ -55,6 +57,14 @@ def _strip(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
+def is_deepspeed_model(model: torch.nn.Module) -> bool:
+    """Whether `model` is (or wraps) a DeepSpeed engine's module: ZeRO parameters carry DeepSpeed's
+    attributes (`ds_id` for stage 3, `_hp_mapping` for stages 1-2)."""
+    if type(model).__name__ == "DeepSpeedEngine":
+        return True
+    return any(hasattr(p, "ds_id") or hasattr(p, "_hp_mapping") for p in _strip(model).parameters())
+
+
 def _fsdp1_modules(model: torch.nn.Module) -> bool:
     try:
         from torch.distributed.fsdp import FullyShardedDataParallel
@@ -73,7 +83,7 @@ def is_sharded(model: torch.nn.Module) -> bool:
     # Not only DTensor parameters: an FSDP2 module holds full tensors between an evaluation forward
     # and the next reshard.
     return (any(isinstance(m, FSDPModule) for m in model.modules()) or _fsdp1_modules(model)
-            or any(isinstance(p, DTensor) for p in model.parameters()))
+            or any(isinstance(p, DTensor) or zero.is_partitioned(p) for p in model.parameters()))
 
 
 def _reshard(model: torch.nn.Module) -> None:
@@ -103,7 +113,8 @@ def _is_main(accelerator) -> bool:
 
 def _local(t: torch.Tensor) -> torch.Tensor:
     # Under no_grad, to_local() is the DTensor's own local tensor: writing into it writes the shard.
-    return t.to_local() if isinstance(t, DTensor) else t
+    # A ZeRO-3 parameter's part is its flat partition (ds_tensor), gathered by its module's forward.
+    return t.to_local() if isinstance(t, DTensor) else zero.partition(t)
 
 
 def named_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
@@ -141,9 +152,8 @@ def _detached_copies(sd: dict[str, torch.Tensor], model: torch.nn.Module) -> dic
 def full_model_state(accelerator, model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The full model state on the CPU: complete on the main process, `{}` on the others. Every
     process calls it (a collective for sharded models). Tensors share no memory with the model."""
-    if accelerator is not None and accelerator.distributed_type.value == "DEEPSPEED":
-        sd = accelerator.get_state_dict(model)  # ZeRO-3 gathers 16-bit weights onto the main process
-        return {clean_name(k): v.detach().to("cpu", copy=True) for k, v in sd.items()} if _is_main(accelerator) else {}
+    if is_deepspeed_model(model):
+        return {clean_name(k): v for k, v in zero.full_weights(_strip(model), _is_main(accelerator)).items()}
     if not is_sharded(model):
         return _detached_copies(_strip(model).state_dict(), model) if _is_main(accelerator) else {}
     _reshard(model)
@@ -160,6 +170,8 @@ def expected_shapes(model: torch.nn.Module) -> dict[str, tuple] | None:
     model = _strip(model)
     if _fsdp1_modules(model):
         return None
+    if is_deepspeed_model(model):
+        return {clean_name(k): v for k, v in zero.expected_shapes(model).items()}
     _reshard(model)
     # FSDP2's state_dict() holds DTensors, whose .shape is the full one; nothing is gathered.
     return {clean_name(k): tuple(v.shape) for k, v in model.state_dict().items()}
@@ -188,6 +200,9 @@ def load_model_state(accelerator, model: torch.nn.Module, sd: dict[str, torch.Te
     shape that differs, is a CheckpointError naming them and `source`, raised before anything is
     loaded (on every process alike: no collective has started)."""
     check_fits(model, sd, source)
+    if is_deepspeed_model(model):
+        zero.load_weights(_strip(model), sd, clean_name)
+        return
     if not is_sharded(model):
         _strip(model).load_state_dict(sd)
         return
@@ -217,9 +232,8 @@ def full_optimizer_state(accelerator, model: torch.nn.Module, optimizer) -> dict
     """The full optimizer state in `Optimizer.state_dict()`'s format (integer ids in group order),
     on the CPU for sharded models: complete on the main process, `{}` on the others. Every process
     calls it."""
-    if accelerator is not None and accelerator.distributed_type.value == "DEEPSPEED":
-        raise NotImplementedError("DeepSpeed keeps its own partitioned optimizer; a full optimizer state needs "
-                                  "DeepSpeed's consolidation (not implemented): use FSDP")
+    if is_deepspeed_model(model):
+        return zero.full_optimizer_state(optimizer, _is_main(accelerator))
     if not is_sharded(model):
         return optimizer.state_dict() if _is_main(accelerator) else {}
     names = _names_in_optimizer_order(model, optimizer)
@@ -241,8 +255,9 @@ def load_optimizer_state(accelerator, model: torch.nn.Module, optimizer, state: 
     """Load a full optimizer state (`full_optimizer_state`'s format, or a plain
     `optimizer.state_dict()`; every process passes the whole of it), sharding it where the model is
     sharded. A state that does not fit raises ValueError/KeyError/RuntimeError."""
-    if accelerator is not None and accelerator.distributed_type.value == "DEEPSPEED":
-        raise NotImplementedError("loading a full optimizer state into DeepSpeed is not implemented: use FSDP")
+    if is_deepspeed_model(model):
+        zero.load_optimizer_state(optimizer, state)
+        return
     if not is_sharded(model):
         optimizer.load_state_dict(state)
         return
@@ -273,6 +288,8 @@ def _holders(t: torch.Tensor, world: int, fsdp1: bool, is_param: bool) -> list |
         return key
     if fsdp1 and is_param:
         return None  # FSDP1's views of this process's part of a flat shard
+    if zero.is_partitioned(t):
+        return [None] * world  # each process holds its own ZeRO-3 partition: nothing to compare
     return [()] * world  # replicated: every process holds all of it
 
 

@@ -28,6 +28,7 @@ from ..data.datasets import collate_views
 from ..data.guard import DEFAULT_SECONDS as DEFAULT_DECODE_TIMEOUT
 from ..data.lists import read_list
 from ..fileio import atomic_path
+from . import zero
 from .accel import build_accelerator
 from .evaluate import clip_settings, load_model, multi_view_dataset, predict_views
 
@@ -189,7 +190,7 @@ def extract_embeddings(cfg: Config | None, ckpt_path: str, list_path: str, out_d
         with atomic_path(parts / SPEC_FILE) as tmp:
             tmp.write_text(json.dumps(spec, indent=2) + "\n")
     accelerator.wait_for_everyone()
-    model = accelerator.prepare(model)
+    model = zero.inference_model(accelerator, model, batch_size)
     D = accelerator.unwrap_model(model).num_features
     chunks = [(i, min(i + chunk, len(entries))) for i in range(0, len(entries), chunk)]
     todo = [c for c in chunks if not (parts / f"part_{c[0]:09d}.npz").exists()]

@@ -31,6 +31,7 @@ from ..models import Checkpoint, create_model, read_checkpoint
 from ..models.official import is_mae_config
 from ..resources import classes_path, list_class_lists
 from ..viz import confusion_png
+from . import zero
 from .accel import build_accelerator
 from .distributed import is_sharded
 
@@ -154,7 +155,7 @@ def predict_views(accelerator, model, loader, num_classes: int, mean, std, progr
     # A sharded model's forward is a collective: every process must run it for every batch, even one
     # whose videos were all unreadable (it then runs on one blank clip whose output is dropped).
     sharded = is_sharded(model)
-    if sharded and features:
+    if sharded and features and not zero.is_deepspeed(accelerator):
         # Imported here: only FSDP2 runs (torch >= 2.5) need it, and torch 2.4 does not have it.
         from torch.distributed.fsdp import register_fsdp_forward_method
         for name in ("forward_features", "forward_head"):  # FSDP2 hooks only cover forward()
@@ -170,7 +171,8 @@ def predict_views(accelerator, model, loader, num_classes: int, mean, std, progr
                     out = forward(model, x, v).float()
                 elif features:
                     base = accelerator.unwrap_model(model)
-                    out = base.forward_head(base.forward_features(x), pre_logits=True).float()
+                    with zero.gathered_root(base):  # ZeRO-3: the root's own weights (its hooks wrap forward only)
+                        out = base.forward_head(base.forward_features(x), pre_logits=True).float()
                 else:
                     out = model(x).float()
             width = out.shape[1]
@@ -306,7 +308,8 @@ def evaluate(cfg: Config, ckpt_path: str, out_dir: str | Path | None = None, mod
                         num_workers=cfg.data.num_workers, pin_memory=torch.cuda.is_available())
     if cfg.model.compile:  # as in training; the first batches pay for the compilation
         model = torch.compile(model)
-    model, loader = accelerator.prepare(model, loader)
+    model = zero.inference_model(accelerator, model, cfg.eval.batch_size)
+    loader = accelerator.prepare(loader)
     if accelerator.is_main_process:
         logger.info("evaluating %s on %d videos x %d views (%d temporal x %d spatial), ensemble %s", ckpt_path,
                     len(entries), ds.views_per_video, cfg.eval.num_temporal_clips, cfg.eval.num_spatial_crops,

@@ -14,7 +14,9 @@ import math
 
 import torch
 
-from .distributed import _local, full_model_state, load_model_state, named_tensors
+from . import zero
+from .distributed import (_is_main, _local, check_fits, full_model_state, is_deepspeed_model, load_model_state,
+                          named_tensors)
 
 
 def layer_id(name: str, num_blocks: int) -> int:
@@ -74,10 +76,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, warmup_steps: int, total_s
 
 
 class ModelEma:
-    """Exponential moving average of a model's weights, for plain, DDP and sharded (FSDP) models.
+    """Exponential moving average of a model's weights, for plain, DDP, sharded (FSDP) and DeepSpeed
+    models.
 
     One EMA tensor per parameter and buffer, shaped like this process's part of it (each process
-    averages its own shards; buffers are copied), on the model's device. Nothing copies the module
+    averages its own shards or ZeRO-3 partitions; buffers are copied), on the model's device, in
+    float32 also where the model's weights are 16-bit (DeepSpeed casts the module itself: an average
+    with decay 0.9999 kept in bf16 would not move). Nothing copies the module
     itself (FSDP modules cannot be deep-copied). Validate with the EMA weights swapped in:
 
         with ema.applied(model):
@@ -93,7 +98,7 @@ class ModelEma:
         self.model = model  # the live model: state_dict/load_state_dict go through it
         named = list(named_tensors(model))
         self.names = [n for n, _ in named]
-        self.shadow = [_local(t).detach().clone() for _, t in named]
+        self.shadow = [_local(t).detach().clone().to(_ema_dtype(t)) for _, t in named]
         # Parameters are averaged; buffers (norm statistics, step counters) follow the model.
         params = {id(p) for p in model.parameters()}
         self.averaged = [id(t) in params and t.dtype.is_floating_point for _, t in named]
@@ -116,7 +121,7 @@ class ModelEma:
     def update(self, model: torch.nn.Module | None = None) -> None:
         """ema = decay * ema + (1 - decay) * weights, on this process's shards; buffers copied."""
         live = self._live(self.model if model is None else model)
-        pairs = [(e, c) for e, c, avg in zip(self.shadow, live, self.averaged) if avg]
+        pairs = [(e, c.to(e.dtype)) for e, c, avg in zip(self.shadow, live, self.averaged) if avg]
         if pairs:
             torch._foreach_lerp_([e for e, _ in pairs], [c for _, c in pairs], 1.0 - self.decay)
         for e, c, avg in zip(self.shadow, live, self.averaged):
@@ -128,7 +133,9 @@ class ModelEma:
         """The EMA weights in the live model for the block (in place, shard by shard), the training
         weights restored bitwise after it, also when it raises. Costs one copy of this process's
         shards while it lasts."""
-        live = self._live(self.model if model is None else model)
+        target = self.model if model is None else model
+        zero.release(target)
+        live = self._live(target)
         with torch.no_grad():
             backup = [t.clone() for t in live]
             for t, e in zip(live, self.shadow):
@@ -136,15 +143,31 @@ class ModelEma:
         try:
             yield self.model if model is None else model
         finally:
+            zero.release(target)
             with torch.no_grad():
                 for t, b in zip(live, backup):
                     t.copy_(b)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        if is_deepspeed_model(self.model):
+            # Not through the model: its full weights are DeepSpeed's fp32 master copy, not the module's.
+            main = _is_main(None)
+            out = {}
+            for (name, t), e in zip(named_tensors(self.model), self.shadow):
+                full = zero.gather_partition(t, e)  # a collective for ZeRO-3 partitions
+                if main:
+                    out[name] = full.to("cpu", copy=True)
+            return out
         with self.applied():
             return full_model_state(None, self.model)
 
     def load_state_dict(self, state: dict[str, torch.Tensor], source: str = "the EMA state") -> None:
+        if is_deepspeed_model(self.model):
+            check_fits(self.model, state, source)
+            with torch.no_grad():
+                for (name, t), e in zip(named_tensors(self.model), self.shadow):
+                    e.copy_(zero.slice_partition(t, state[name].to(e.device)))
+            return
         with self.applied() as model:
             load_model_state(None, model, state, source)
             with torch.no_grad():
@@ -156,3 +179,6 @@ class ModelEma:
         raise AttributeError("ModelEma.module is gone (an FSDP model cannot be copied): validate with "
                              "`with ema.applied(model): ...`")
 
+
+def _ema_dtype(t: torch.Tensor) -> torch.dtype:
+    return torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype

@@ -2,8 +2,7 @@
 finetuning (`task: classify`), MAE pretraining (`task: mae`) and AVA detection (`task: ava`). What
 differs between them (model, datasets, batch augmentation, loss, validation, the figure that picks
 model_best.pt) is the task object's (`tasks/__init__.py`, `tasks/ava/task.py`); the loop has no task
-branches. CPU, multi-GPU, multi-node and FSDP come from `accelerate launch` flags (DeepSpeed stops at
-the start). A resumed run ends with the weights of an uninterrupted one; cheap checks come before any
+branches. CPU, multi-GPU, multi-node, FSDP and DeepSpeed ZeRO come from `accelerate launch` flags. A resumed run ends with the weights of an uninterrupted one; cheap checks come before any
 download; a non-finite loss stops the run before any weight changes; validation counts each video once;
 clips/s leaves out start-up and validation; trackers and curves never stop a run.
 Details: docs/training.md (hiera_video/engine/train.py).
@@ -35,6 +34,7 @@ from ..models import save_model
 from ..plots import matplotlib_missing, write_curves
 from ..resources import classes_path
 from ..tasks import get_task
+from . import zero
 from .accel import build_accelerator
 from .distributed import full_model_state, weights_in_sync
 from .optim import ModelEma, build_optimizer, build_scheduler
@@ -185,12 +185,13 @@ class Trainer:
         out = Path(cfg.output_dir)
         accelerator = build_accelerator(
             mixed_precision=cfg.train.mixed_precision, grad_accum=cfg.train.grad_accum, project_dir=out,
-            log_with=log_with or None, step_scheduler_with_optimizer=False,
+            log_with=log_with or None, step_scheduler_with_optimizer=False, grad_clip=cfg.optim.grad_clip,
             dataloader_config=DataLoaderConfiguration(even_batches=True, use_seedable_sampler=False))
         set_seed(cfg.train.seed)
-        if accelerator.distributed_type.value == "DEEPSPEED":
-            raise ValueError("DeepSpeed runs are not supported yet (its optimizer state is not gathered into the "
-                             "checkpoint format); use FSDP (accelerate launch --use_fsdp) or --multi_gpu")
+        if zero.is_deepspeed(accelerator) and cfg.train.on_nonfinite == "skip":
+            # The engine steps inside backward(), before the loop could see the loss and skip the update.
+            raise ConfigError("train.on_nonfinite=skip is not possible under DeepSpeed (its engine updates the "
+                              "weights inside backward); use train.on_nonfinite=stop, or DDP/FSDP")
         resume_from = _agree_on_start(accelerator, cfg)
 
         task = get_task(cfg)
