@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark-data": ("benchmark_data", "decoded + augmented training clips/s of the data pipeline"),
     "benchmark-lists": ("benchmark_lists", "memory of DataLoader workers reading a Kinetics-sized list"),
     "benchmark-mae": ("benchmark_mae", "MAE encoder cost, sparse vs dense"),
+    "benchmark-resume": ("benchmark_resume", "peak memory per process of resuming a sharded (FSDP2) checkpoint"),
     "mae-diagnose": ("mae_diagnose", "is an MAE encoder healthy? stage ranks, what the decoder reads"),
     "mae-study": ("mae_study", "does MAE pretraining pay? scratch vs MAE-then-finetune, probes, mask ratios"),
     "check-videos": ("check_videos", "decode every video of a list and report the bad ones"),

@@ -3,13 +3,16 @@
 model is sharded here with torch's `fully_shard`, per block and the root).
 
 It trains the tiny Hiera sharded and, in every process, a plain copy on the whole global batch as
-the reference; checkpoints with engine/state.py; resumes into a freshly sharded model, and into a
-plain one; evaluates the sharded model with predict_views; then does a shorter round with FSDP1. Failed checks are collected and printed
-as `FAILED: ...` lines by the main process, which exits 1; `ALL CHECKS PASSED` otherwise.
+the reference; checkpoints with engine/state.py; resumes into a freshly sharded model (rank 1 from a
+copy of the checkpoint without the files only the main process reads), refuses misfitting
+checkpoints, and resumes into a plain model; evaluates the sharded model with predict_views; then
+does a shorter round with FSDP1. Failed checks are collected and printed as `FAILED: ...` lines by the
+main process, which exits 1; `ALL CHECKS PASSED` otherwise.
 
 usage: fsdp_worker.py OUT_DIR VAL_LIST
 """
 
+import shutil
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -17,8 +20,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import InitProcessGroupKwargs
-from safetensors.torch import load_file
+from accelerate.utils import InitProcessGroupKwargs, gather_object
+from safetensors.torch import load_file, save_file
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor
@@ -31,6 +34,7 @@ from hiera_video.engine import distributed as D
 from hiera_video.engine.evaluate import predict_views
 from hiera_video.engine.optim import ModelEma, build_optimizer, build_scheduler
 from hiera_video.engine.state import TrainState, load_checkpoint, save_checkpoint
+from hiera_video.errors import CheckpointError
 
 out, val_list = Path(sys.argv[1]), sys.argv[2]
 # A short timeout: a process that dies mid-collective fails the test quickly instead of hanging it.
@@ -134,10 +138,21 @@ final_ema = ema.state_dict()
 final_opt = D.full_optimizer_state(accelerator, model, optimizer)
 
 # ---- 2. Resume into a freshly sharded model (other initial weights) and continue ---------------
+# The main process alone reads the weight, optimizer and EMA files and broadcasts the shards: rank 1
+# resumes from a copy of the checkpoint without them, and so could not have read them.
+MAIN_ONLY = ("model.safetensors", "optimizer.pt", "ema.safetensors")
+if rank == 0:
+    resume_from = folder
+else:
+    resume_from = out / f"rank{rank}_without_states"
+    shutil.copytree(folder, resume_from, ignore=shutil.ignore_patterns(*MAIN_ONLY))
 model2 = shard(build(1))
 optimizer2, scheduler2, ema2 = pieces(model2)
 state2 = TrainState()
-load_checkpoint(folder, accelerator, state2, model2, optimizer2, scheduler2, ema2)
+try:
+    load_checkpoint(resume_from, accelerator, state2, model2, optimizer2, scheduler2, ema2)
+except CheckpointError as e:
+    check(False, f"resuming FSDP2 without the weight, optimizer and EMA files on rank 1: {e}")
 check(state2.global_step == 3, f"resumed at step {state2.global_step}")
 close(gathered(model2), full, "weights right after resuming", exact=True)
 train_steps(model2, optimizer2, scheduler2, ema2, state2, STEPS - 3)
@@ -150,6 +165,69 @@ if accelerator.is_main_process:
     for i in final_opt["state"]:
         close(opt2["state"][i], final_opt["state"][i], f"optimizer state {i}: resumed vs uninterrupted", exact=True)
 check(D.weights_in_sync(accelerator, model2), "weights_in_sync is False after resuming")
+
+# ---- 2b. A state that does not fit is refused on every process alike, before any loading -------
+# Only the main process can see the misfit (rank 1 has no such files, as above); both must raise the
+# same CheckpointError instead of one waiting in a broadcast, and nothing may have been loaded.
+def misfit(name: str, change) -> Path:
+    """A copy of the checkpoint with `change(copy)` applied (on the main process; rank 1 keeps its
+    copy without the states)."""
+    if rank != 0:
+        return resume_from
+    bad = out / f"misfit_{name}"
+    shutil.copytree(folder, bad)
+    change(bad)
+    return bad
+
+
+def short_exp_avg(bad: Path) -> None:
+    opt = torch.load(bad / "optimizer.pt", weights_only=True)
+    opt["state"][0]["exp_avg"] = opt["state"][0]["exp_avg"].flatten()[:5].clone()
+    torch.save(opt, bad / "optimizer.pt")
+
+
+def short_ema_bias(bad: Path) -> None:
+    ema_sd = load_file(str(bad / "ema.safetensors"))
+    ema_sd["head.projection.bias"] = ema_sd["head.projection.bias"][:1].clone()
+    save_file(ema_sd, str(bad / "ema.safetensors"))
+
+
+def refused(what: str, expect: str, load) -> None:
+    """`load()` raises a CheckpointError containing `expect`, the same on both processes."""
+    try:
+        load()
+        outcome = "loaded"
+    except Exception as e:  # noqa: BLE001 - which error, and its message, is what is checked
+        outcome = f"{type(e).__name__}: {e}"
+    outcomes = gather_object([outcome])
+    check(len(set(outcomes)) == 1, f"{what}: the processes disagree: {outcomes}")
+    check(outcome.startswith("CheckpointError: ") and expect in outcome, f"{what}: {outcome}")
+
+
+def fresh(classes: int = 2):
+    torch.manual_seed(7)
+    other = shard(hiera_video.create_model("hiera_test_8x64", num_classes=classes))
+    return (other, *pieces(other))
+
+
+bad_folders = {}
+for case, classes, change, expect in (
+        ("model", 3, lambda bad: None, "model.safetensors does not fit this run's model"),
+        ("optimizer", 2, short_exp_avg, "optimizer.pt does not fit this run's optimizer"),
+        ("ema", 2, short_ema_bias, "ema.safetensors does not fit this run's model")):
+    bad_folders[case] = bad = misfit(case, change)
+    other, other_opt, other_sched, other_ema = fresh(classes)
+    before = gathered(other)
+    refused(f"misfit {case}", expect,
+            lambda: load_checkpoint(bad, accelerator, TrainState(), other, other_opt, other_sched, other_ema))
+    close(gathered(other), before, f"misfit {case}: weights changed although the checkpoint was refused", exact=True)
+# The loaders on their own (as ModelEma.load_state_dict is called), the main process's state only.
+other, other_opt, _, other_ema = fresh()
+bad_ema = load_file(str(bad_folders["ema"] / "ema.safetensors")) if rank == 0 else {}
+refused("ModelEma.load_state_dict", "bad EMA does not fit", lambda: other_ema.load_state_dict(bad_ema, "bad EMA"))
+bad_opt = torch.load(bad_folders["optimizer"] / "optimizer.pt", weights_only=True) if rank == 0 else {}
+refused("load_optimizer_state", "bad optimizer does not fit",
+        lambda: D.load_optimizer_state(accelerator, other, other_opt, bad_opt, "bad optimizer"))
 
 # ---- 3. The same checkpoint resumes unsharded (the format does not depend on the sharding) -----
 plain = build(2)

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from hiera_video.benchmark import run_benchmark
 from hiera_video.data.lists import write_list
 from videos import make_video
@@ -42,3 +44,18 @@ def test_data_benchmark_tool(tmp_path, capsys):
     assert data["num_videos"] == 3 and data["results"]
     for r in data["results"]:
         assert r["clips"] >= 4 and r["clips_per_s"] > 0 and r["bad_videos"] == 0
+
+
+@pytest.mark.slow
+def test_resume_memory_benchmark_tool(tmp_path, capsys):
+    """`benchmark-resume` writes a checkpoint, loads it both ways in 2-process launches and reports every
+    process (the figures themselves are in docs/training.md)."""
+    out = tmp_path / "resume"
+    code = load_tool("benchmark_resume").main(["--model", "hiera_test_8x64", "--num-classes", "2", "--out", str(out),
+                                               "--write-processes", "1", "--json", str(tmp_path / "r.json")])
+    assert code == 0
+    records = json.loads((tmp_path / "r.json").read_text())
+    assert [(r["path"], r["rank"]) for r in records] == [("broadcast", 0), ("broadcast", 1), ("every-process", 0),
+                                                         ("every-process", 1)]
+    assert all(r["model"] == "hiera_test_8x64" and r["peak_mb"] >= r["rss_before_mb"] > 0 for r in records)
+    assert "| hiera_test_8x64 | broadcast |" in capsys.readouterr().out

@@ -12,6 +12,15 @@ predict_views counts each video once and `ema.applied` swaps the EMA weights in 
 FSDP1 (use_orig_params=True) trains like plain and its checkpoint resumes bitwise. Each check was
 seen to fail when the code it covers is broken (a DTensor shard compared as if replicated, an
 `applied` that swaps nothing, an optimizer state not loaded, optimizer.pt keyed by names).
+
+FSDP2 resume reads model.safetensors, optimizer.pt and ema.safetensors on the main process only and
+broadcasts the shards: rank 1 resumes from a copy of the checkpoint without those files, and still
+ends bitwise equal (seen to fail with every process reading again, with the broadcast switched off,
+and with only the EMA read on every process). A checkpoint whose weights, optimizer state or EMA
+does not fit is refused on both processes with the same CheckpointError, before any weight is
+loaded, and so are misfits given to ModelEma.load_state_dict and load_optimizer_state directly (seen
+to fail with the other process's message replaced, with the checks before loading removed, and with
+the main process's verdict not shared by load_model_state or load_optimizer_state).
 """
 
 import subprocess

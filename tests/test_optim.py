@@ -117,3 +117,31 @@ def test_ema_refuses_another_model_and_names_keys():
         ema.load_state_dict({"weight": torch.zeros(3, 2), "bias": torch.zeros(2)})
     with pytest.raises(AttributeError, match="applied"):
         ema.module
+
+
+def test_check_optimizer_fits_names_groups_ids_and_state_shapes(model):
+    """What an FSDP2 resume checks on the main process alone before broadcasting the optimizer state
+    (engine/distributed.py); seen to fail with the shape check removed (a state tensor of another
+    shape passed)."""
+    import copy
+
+    from hiera_video.engine.distributed import check_optimizer_fits
+    from hiera_video.errors import CheckpointError
+    optimizer = build_optimizer(model, lr=1e-3, weight_decay=0.05, layer_decay=0.9)
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 1e-3)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    saved = optimizer.state_dict()
+    check_optimizer_fits(model, optimizer, saved, "optimizer.pt")
+    n = sum(len(g["params"]) for g in saved["param_groups"])
+    for change, match in ((lambda s: s["param_groups"].pop(), r"optimizer.pt does not fit.*groups of \[.*this "
+                                                               r"optimizer's of \[.*ids .* are not 0 to"),
+                          (lambda s: s["state"].__setitem__(n, {}), rf"state for parameter ids \[{n}\]"),
+                          (lambda s: s["state"][0].__setitem__("exp_avg", torch.zeros(2)),
+                           r"state shapes \['pos_embed_spatial exp_avg: checkpoint \(2,\) vs parameter \(1, 256, 16\)"),
+                          (lambda s: s.__setitem__("state", []), r"optimizer.pt: not an optimizer state")):
+        bad = copy.deepcopy(saved)
+        change(bad)
+        with pytest.raises(CheckpointError, match=match):
+            check_optimizer_fits(model, optimizer, bad, "optimizer.pt")

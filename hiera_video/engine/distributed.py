@@ -5,7 +5,8 @@ check, for plain, DDP, FSDP2 (`fully_shard`), FSDP1 (`use_orig_params=True`) and
 Unsharded models take the plain `state_dict()` / `load_state_dict()` path; sharded ones go through
 `torch.distributed.checkpoint.state_dict` with `full_state_dict=True`. Every process calls each function,
 in the same order, with the prepared model (FSDP1 needs its wrapper); full states are complete on the
-main process only (`{}` elsewhere), keyed as the unwrapped model names them.
+main process only (`{}` elsewhere), keyed as the unwrapped model names them. An FSDP2 model loads a full
+state from the main process alone, which broadcasts each process its shards (`broadcasts_from_main`).
 Details: docs/training.md (hiera_video/engine/distributed.py).
 """
 
@@ -84,6 +85,43 @@ def is_sharded(model: torch.nn.Module) -> bool:
     # and the next reshard.
     return (any(isinstance(m, FSDPModule) for m in model.modules()) or _fsdp1_modules(model)
             or any(isinstance(p, DTensor) or zero.is_partitioned(p) for p in model.parameters()))
+
+
+def broadcasts_from_main(model: torch.nn.Module) -> bool:
+    """Whether a full state is loaded into `model` from the main process alone: an FSDP2 model (DTensor
+    parameters) in a run of several processes. The main process passes the full state, the others `{}`,
+    and each receives its shards tensor by tensor (`broadcast_from_rank0`), so that resuming Hiera-H
+    does not hold a full copy of it in every process. FSDP1 and unsharded models take the full state
+    on every process: torch's broadcast_from_rank0 supports DTensor only (FSDP1's parameters are views
+    of flat shards), and an unsharded model holds a full copy anyway."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return False
+    # DeepSpeed has its own API (engine/zero.py): every process passes the full state there.
+    return is_sharded(model) and not _fsdp1_modules(_strip(model)) and not is_deepspeed_model(model)
+
+
+def agree_on_error(error: BaseException | None) -> None:
+    """Raise on every process when any process has an error, so that none is left waiting in a
+    collective the failing one skips. Every process raises the same message, the lowest rank's: that
+    process its own error, the others a CheckpointError. A collective: every process calls it."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        messages: list = [None] * dist.get_world_size()
+        dist.all_gather_object(messages, None if error is None else str(error))
+        first = next((rank for rank, m in enumerate(messages) if m is not None), None)
+        if first is not None and first != dist.get_rank():
+            raise CheckpointError(messages[first]) from error
+    if error is not None:
+        raise error
+
+
+def _error_of(check, *args) -> Exception | None:
+    """The error `check(*args)` raises, or None: to be shared by agree_on_error rather than raised
+    by one process alone."""
+    try:
+        check(*args)
+    except Exception as e:  # noqa: BLE001 - whatever it is, every process must raise it
+        return e
+    return None
 
 
 def _reshard(model: torch.nn.Module) -> None:
@@ -195,10 +233,20 @@ def check_fits(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str)
 @torch.no_grad()
 def load_model_state(accelerator, model: torch.nn.Module, sd: dict[str, torch.Tensor],
                      source: str = "the state dict") -> None:
-    """Load a full state (as `full_model_state` returns it; every process passes the whole of it)
-    into the model, sharding it where the model is sharded. Strict: a key missing or extra, or a
-    shape that differs, is a CheckpointError naming them and `source`, raised before anything is
-    loaded (on every process alike: no collective has started)."""
+    """Load a full state (as `full_model_state` returns it; every process passes the whole of it,
+    except with `broadcasts_from_main(model)`, where only the main process's is read and the others
+    may pass `{}`) into the model, sharding it where the model is sharded. Strict: a key missing or
+    extra, or a shape that differs, is a CheckpointError naming them and `source`, raised before
+    anything is loaded (on every process alike: no collective has started)."""
+    if broadcasts_from_main(model):
+        # Only the main process holds the state, so only it can check it; the others raise its
+        # verdict instead of waiting in a broadcast it would never start.
+        _reshard(model)  # as check_fits does: the shards, not full weights left by a forward
+        main = dist.get_rank() == 0
+        agree_on_error(_error_of(check_fits, model, sd, source) if main else None)
+        set_model_state_dict(_strip(model), sd if main else {},
+                             options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=True))
+        return
     check_fits(model, sd, source)
     if is_deepspeed_model(model):
         zero.load_weights(_strip(model), sd, clean_name)
@@ -251,12 +299,66 @@ def full_optimizer_state(accelerator, model: torch.nn.Module, optimizer) -> dict
     return {"state": dict(sorted(state.items())), "param_groups": groups}
 
 
-def load_optimizer_state(accelerator, model: torch.nn.Module, optimizer, state: dict) -> None:
+def check_optimizer_fits(model: torch.nn.Module, optimizer, state: dict, source: str) -> None:
+    """Raise CheckpointError naming `source` unless `state` (`full_optimizer_state`'s format) fits
+    this optimizer: groups of as many parameters, each parameter id once, state only for those ids,
+    and every state tensor beyond scalars (AdamW's step) shaped like its parameter (first five)."""
+    names = _names_in_optimizer_order(model, optimizer)
+    own = [len(g["params"]) for g in _inner(optimizer).param_groups]
+    try:
+        sizes = [len(g["params"]) for g in state["param_groups"]]
+        ids = sorted(int(i) for g in state["param_groups"] for i in g["params"])
+        per_param = {int(i): dict(s) for i, s in state["state"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{source}: not an optimizer state ({type(e).__name__}: {e})") from None
+    problems = []
+    if sizes != own:
+        problems.append(f"groups of {sizes} parameters, this optimizer's of {own}")
+    if ids != list(range(len(names))):
+        problems.append(f"parameter ids {ids[:5]}... are not 0 to {len(names) - 1} once each")
+    stray = sorted(set(per_param) - set(range(len(names))))
+    if stray:
+        problems.append(f"state for parameter ids {stray[:5]} that this optimizer does not have")
+    full = expected_shapes(model)  # None for FSDP1, which hides the full shapes; its own load checks
+    if not problems and full is not None:
+        shapes = [f"{names[i]} {key}: checkpoint {tuple(v.shape)} vs parameter {full[names[i]]}"
+                  for i, s in sorted(per_param.items()) for key, v in s.items()
+                  if isinstance(v, torch.Tensor) and v.dim() > 0 and tuple(v.shape) != full[names[i]]]
+        if shapes:
+            problems.append(f"state shapes {shapes[:5]}")
+    if problems:
+        raise CheckpointError(f"{source} does not fit this run's optimizer (was the config changed since it was "
+                              f"written?): {'; '.join(problems)}")
+
+
+def _keyed_by_name(names: list[str], state: dict) -> dict:
+    """An `Optimizer.state_dict()`-format state keyed by parameter names, as torch.distributed's
+    set_optimizer_state_dict takes it."""
+    return {"state": {names[int(i)]: v for i, v in state["state"].items()},
+            "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]]}
+
+
+def load_optimizer_state(accelerator, model: torch.nn.Module, optimizer, state: dict,
+                         source: str = "the optimizer state") -> None:
     """Load a full optimizer state (`full_optimizer_state`'s format, or a plain
-    `optimizer.state_dict()`; every process passes the whole of it), sharding it where the model is
-    sharded. A state that does not fit raises ValueError/KeyError/RuntimeError."""
+    `optimizer.state_dict()`; every process passes the whole of it, except with
+    `broadcasts_from_main(model)`, where only the main process's is read and the others may pass
+    `{}`), sharding it where the model is sharded. A state that does not fit raises
+    ValueError/KeyError/RuntimeError, or with `broadcasts_from_main` a CheckpointError naming
+    `source` on every process before anything is loaded."""
     if is_deepspeed_model(model):
         zero.load_optimizer_state(optimizer, state)
+        return
+    if broadcasts_from_main(model):
+        # As in load_model_state: the main process checks, every process raises its verdict. The
+        # others pass {}; torch first builds their local state (a zero-lr step), then overwrites it
+        # with the main process's values, tensor by tensor.
+        _reshard(model)  # as _names_in_optimizer_order does: parameters named as the optimizer holds them
+        main = dist.get_rank() == 0
+        agree_on_error(_error_of(check_optimizer_fits, model, optimizer, state, source) if main else None)
+        by_name = _keyed_by_name(_names_in_optimizer_order(model, optimizer), state) if main else {}
+        set_optimizer_state_dict(_strip(model), _inner(optimizer), by_name,
+                                 options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
         return
     if not is_sharded(model):
         optimizer.load_state_dict(state)
@@ -267,9 +369,8 @@ def load_optimizer_state(accelerator, model: torch.nn.Module, optimizer, state: 
     if sorted(ids) != list(range(len(names))) or len(groups) != len(_inner(optimizer).param_groups):
         raise ValueError(f"the optimizer state has {len(groups)} groups of {len(ids)} parameters, this optimizer "
                          f"{len(_inner(optimizer).param_groups)} groups of {len(names)}")
-    fqn = {"state": {names[int(i)]: v for i, v in state["state"].items()},
-           "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in groups]}
-    set_optimizer_state_dict(_strip(model), _inner(optimizer), fqn, options=StateDictOptions(full_state_dict=True))
+    set_optimizer_state_dict(_strip(model), _inner(optimizer), _keyed_by_name(names, state),
+                             options=StateDictOptions(full_state_dict=True))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -90,7 +90,8 @@ class ModelEma:
 
     `state_dict()` gathers the full EMA weights (a collective: every process calls it; complete on
     the main process, `{}` on the others, keys as `unwrap_model(model).state_dict()`), and
-    `load_state_dict(full_sd)` shards a full state back (every process passes all of it).
+    `load_state_dict(full_sd)` shards a full state back (every process passes all of it, except for
+    an FSDP2 model, where the main process's is broadcast and the others may pass `{}`).
     """
 
     def __init__(self, model: torch.nn.Module, decay: float):

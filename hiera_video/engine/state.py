@@ -5,7 +5,8 @@ scheduler, scaler and per-process RNG states read with `torch.load(weights_only=
 state.json, and manifest.json, written last, with the size and SHA-256 of every file. It is written as
 `.tmp_step_N/` and renamed when complete; resume verifies each candidate against its manifest and falls
 back to the newest intact one, never to a silent restart. Sharded (FSDP) runs save gathered full states
-(engine/distributed.py), so a checkpoint resumes on any number of processes, sharded or not.
+(engine/distributed.py), so a checkpoint resumes on any number of processes, sharded or not; an FSDP2
+run reads the weight, optimizer and EMA files on the main process only, which broadcasts the shards.
 Details: docs/training.md (hiera_video/engine/state.py).
 """
 
@@ -27,7 +28,8 @@ import torch
 from .. import fileio
 from ..errors import CheckpointError, CheckpointWriteError
 from ..models.checkpoints import tensor_bytes, torch_load_untrusted
-from .distributed import full_model_state, full_optimizer_state, load_model_state, load_optimizer_state
+from .distributed import (agree_on_error, broadcasts_from_main, check_fits, check_optimizer_fits, full_model_state,
+                          full_optimizer_state, load_model_state, load_optimizer_state)
 
 logger = logging.getLogger("hiera_video")
 
@@ -310,9 +312,16 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 def load_checkpoint(folder: Path, accelerator, state: TrainState, model, optimizer, scheduler, ema=None) -> None:
     """Restore everything `save_checkpoint` wrote into the live objects (all processes call this;
-    each reads the files and keeps its own shards of a sharded model). Any part that does not load
-    is an error naming the file (never a silent partial resume), raised on every process."""
+    each keeps its own shards of a sharded model). The weight, optimizer and EMA files are read by
+    every process, except for an FSDP2 model, where the main process alone reads them and broadcasts
+    each process its shards. Any part that does not load is an error naming the file (never a silent
+    partial resume), raised on every process alike."""
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    # Without the broadcast, every process of a resumed Hiera-H would hold a full copy of its weights,
+    # optimizer state and EMA in CPU memory at once (engine/distributed.py, broadcasts_from_main).
+    main_only = broadcasts_from_main(model)
+    reads_states = accelerator.is_main_process or not main_only
+    weights, optimizer_state, ema_weights = {}, {}, ({} if ema is not None else None)
     # Read and check everything first, and agree on the outcome: a process that cannot read a file
     # must not leave the others waiting in the collectives of loading into shards.
     error: BaseException | None = None
@@ -321,18 +330,27 @@ def load_checkpoint(folder: Path, accelerator, state: TrainState, model, optimiz
             raise CheckpointError(f"{folder} has no scaler.pt: it was written without fp16, this run uses fp16")
         if ema is not None and "ema.safetensors" not in manifest["files"]:
             raise CheckpointError(f"{folder} has no ema.safetensors: it was written with train.ema=false")
-        weights = _read_safetensors(folder / "model.safetensors")
-        optimizer_state = torch_load_untrusted(folder / "optimizer.pt", allowed=[])
+        if reads_states:
+            weights = _read_safetensors(folder / "model.safetensors")
+            optimizer_state = torch_load_untrusted(folder / "optimizer.pt", allowed=[])
+            ema_weights = _read_safetensors(folder / "ema.safetensors") if ema is not None else None
         scheduler_state = torch_load_untrusted(folder / "scheduler.pt", allowed=[])
         scaler_state = (torch_load_untrusted(folder / "scaler.pt", allowed=[])
                         if accelerator.scaler is not None else None)
-        ema_weights = _read_safetensors(folder / "ema.safetensors") if ema is not None else None
+        if main_only and accelerator.is_main_process:
+            # Only this process can see a misfit. All three are checked before the first broadcast,
+            # so that a misfit of the optimizer or EMA is refused before any weight is loaded.
+            check_fits(model, weights, str(folder / "model.safetensors"))
+            check_optimizer_fits(model, optimizer, optimizer_state, str(folder / "optimizer.pt"))
+            if ema is not None:
+                check_fits(model, ema_weights, str(folder / "ema.safetensors"))
     except Exception as e:  # noqa: BLE001 - raised below, on every process
         error = e
-    if _any(accelerator, error is not None):
-        raise error if error is not None else CheckpointError(f"another process could not read {folder}")
+    agree_on_error(error)
     load_model_state(accelerator, model, weights, str(folder / "model.safetensors"))
-    for file, load in (("optimizer.pt", lambda: load_optimizer_state(accelerator, model, optimizer, optimizer_state)),
+    weights = {}  # one full copy less while the optimizer builds and loads its state
+    for file, load in (("optimizer.pt", lambda: load_optimizer_state(accelerator, model, optimizer, optimizer_state,
+                                                                      str(folder / "optimizer.pt"))),
                        ("scheduler.pt", lambda: scheduler.load_state_dict(scheduler_state))):
         try:
             load()
@@ -341,6 +359,7 @@ def load_checkpoint(folder: Path, accelerator, state: TrainState, model, optimiz
         except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
             raise CheckpointError(f"{folder / file} does not fit this run ({type(e).__name__}: {e}); was "
                                   f"the config changed since it was written?") from None
+    optimizer_state = {}
     if scaler_state is not None:
         accelerator.scaler.load_state_dict(scaler_state)
     if ema is not None:
