@@ -11,7 +11,7 @@ model, and nothing would be partitioned.
 What it checks: each stage trains like DDP (same losses and weights within float tolerance: the
 measured worst difference is 1.3e-6); a resume from the mid-epoch checkpoint ends bitwise equal to
 the uninterrupted run; a ZeRO checkpoint continues under DDP and a DDP one under ZeRO; evaluation
-and embedding extraction under the launch give a single process's predictions. Each was seen to
+and embedding extraction under the launch (and under DDP) give a single process's predictions. Each was seen to
 fail with the code it covers broken: without the re-linking of optimizer state (several groups)
 saving fails; without releasing ZeRO-3's gathered weights before the EMA swap, ZeRO-3 drifts from
 DDP (1.7e-3) after the first validation; with the optimizer state written by name or not loaded,
@@ -146,7 +146,7 @@ def test_zero_resumes_exactly_and_across_modes(data, runs, stage, tmp_path):
     assert_close(weights(runs[stage]), weights(from_ddp), exact=False, what=f"DDP -> {stage}")
 
 
-@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("stage", ("ddp", *STAGES))
 def test_evaluate_and_embed_under_zero_equal_one_process(data, runs, stage, tmp_path):
     ckpt, cfg = runs[stage] / "model_last.pt", runs[stage] / "config.yaml"
     evaluate = ["--cfg", str(cfg), "--ckpt", str(ckpt), "eval.num_temporal_clips=2", "eval.num_spatial_crops=3"]
