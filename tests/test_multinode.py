@@ -4,6 +4,7 @@ evaluate together, and split the data exactly as one node of two processes does.
 
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -59,9 +60,14 @@ def sbatch(slurm: Path, nodes: int, per_node: int, *args: str) -> str:
            "SLURM_JOB_ID": "1", "GPUS_PER_NODE": str(per_node), "MASTER_PORT": str(free_port()),
            # the stand-ins, then the `accelerate` of this Python's environment
            "PATH": os.pathsep.join([str(slurm), str(Path(sys.executable).parent), os.environ["PATH"]])}
-    proc = subprocess.run(["bash", str(SBATCH), *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=240)
-    log = proc.stdout + proc.stderr
+    # A session of its own, so that a run that hangs is taken down whole, launchers and processes.
+    proc = subprocess.Popen(["bash", str(SBATCH), *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        log = proc.communicate(timeout=240)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"the launch did not finish:\n{proc.communicate()[0]}")
     assert proc.returncode == 0, log
     return log
 
