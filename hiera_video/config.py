@@ -170,6 +170,9 @@ class TrainConfig:
     ema_decay: float = 0.9998
     on_nonfinite: str = "stop"  # a NaN/inf loss: "stop" the run, or "skip" the update
     max_steps: int | None = None  # stop after this many optimizer updates (smoke tests)
+    # Seconds a launch waits for another one to release output_dir (engine/runlock.py) before it is
+    # refused: a restarted group may start while the old one is still exiting.
+    lock_wait: float = 30.0
     # Experiment trackers (Accelerate's): one name or a list of TRACKERS; "all" (every one installed),
     # "none", or "auto": tensorboard when tensorboard or tensorboardX is installed, else none.
     log_with: str | list[str] | None = "auto"
@@ -190,6 +193,7 @@ class TrainConfig:
         for key in ("epochs", "batch_size", "grad_accum", "checkpoint_every", "log_every", "keep_checkpoints"):
             at_least(f"train.{key}", getattr(self, key), 1)
         at_least("train.seed", self.seed, 0)
+        at_least("train.lock_wait", self.lock_wait, 0)
         check_range("train.ema_decay", self.ema_decay, 0, 1, low_open=True)
         if self.max_steps is not None:
             at_least("train.max_steps", self.max_steps, 1)

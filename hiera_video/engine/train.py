@@ -2,9 +2,11 @@
 finetuning (`task: classify`), MAE pretraining (`task: mae`) and AVA detection (`task: ava`). What
 differs between them (model, datasets, batch augmentation, loss, validation, the figure that picks
 model_best.pt) is the task object's (`tasks/__init__.py`, `tasks/ava/task.py`); the loop has no task
-branches. CPU, multi-GPU, multi-node, FSDP and DeepSpeed ZeRO come from `accelerate launch` flags. A resumed run ends with the weights of an uninterrupted one; cheap checks come before any
-download; a non-finite loss stops the run before any weight changes; validation counts each video once;
-clips/s leaves out start-up and validation; trackers and curves never stop a run.
+branches. CPU, multi-GPU, multi-node, FSDP and DeepSpeed ZeRO come from `accelerate launch` flags.
+One launch at a time writes a run folder (engine/runlock.py). A resumed run ends with the
+weights of an uninterrupted one; cheap checks come before any download; a non-finite loss stops the
+run before any weight changes; validation counts each video once; clips/s leaves out start-up and
+validation; trackers and curves never stop a run.
 Details: docs/training.md (hiera_video/engine/train.py).
 """
 
@@ -28,7 +30,7 @@ from tqdm import tqdm
 from ..config import Config, ConfigError, check_paths, save_config
 from ..data.datasets import BadVideos, TooManyBadVideos
 from ..data.lists import read_classes
-from ..errors import CheckpointError
+from ..errors import CheckpointError, RunFolderLocked
 from ..fileio import atomic_write, remove_stale_temporaries
 from ..models import save_model
 from ..plots import matplotlib_missing, write_curves
@@ -38,6 +40,7 @@ from . import zero
 from .accel import build_accelerator
 from .distributed import full_model_state, weights_in_sync
 from .optim import ModelEma, build_optimizer, build_scheduler
+from .runlock import RunLock, lock_run_folder
 from .state import TrainState, find_resumable, latest_checkpoint, load_checkpoint, save_checkpoint
 
 logger = logging.getLogger("hiera_video")
@@ -192,8 +195,16 @@ class Trainer:
             # The engine steps inside backward(), before the loop could see the loss and skip the update.
             raise ConfigError("train.on_nonfinite=skip is not possible under DeepSpeed (its engine updates the "
                               "weights inside backward); use train.on_nonfinite=stop, or DDP/FSDP")
-        resume_from = _agree_on_start(accelerator, cfg)
+        # From here until fit() ends, the main process holds the folder's lock (engine/runlock.py).
+        resume_from, self.lock = _agree_on_start(accelerator, cfg)
+        try:
+            self._build(cfg, accelerator, resume_from)
+        except BaseException:  # a start that fails later leaves the folder free for the next launch
+            self.release()
+            raise
 
+    def _build(self, cfg: Config, accelerator, resume_from: Path | None) -> None:
+        out = Path(cfg.output_dir)
         task = get_task(cfg)
         data = task.datasets()  # lists are read here: a bad list fails before any download
         model = task.build_model()
@@ -247,6 +258,11 @@ class Trainer:
         if accelerator.is_main_process and self.no_curves:
             logger.info("no curves.png: %s", self.no_curves)
 
+    def release(self) -> None:
+        """Let other launches have the run folder (main process; idempotent)."""
+        if self.lock is not None:
+            self.lock.release()
+
     def fit(self) -> dict:
         """The remaining epochs, each validated and checkpointed; returns the last epoch's metrics."""
         metrics: dict = {}
@@ -265,6 +281,7 @@ class Trainer:
                     break
         finally:  # trackers flush and close their files even when the run stops on an error
             self.accelerator.end_training()
+            self.release()  # last: nothing is written to the folder after it
         if not metrics:  # resumed a finished run: report its last epoch
             rows = read_metrics(self.out / "metrics.jsonl")
             metrics = rows[-1] if rows else {}
@@ -401,25 +418,40 @@ class Trainer:
             logger.warning("%s not drawn (training goes on): %s: %s", self.out / "curves.png", type(e).__name__, e)
 
 
-def _agree_on_start(accelerator, cfg: Config) -> Path | None:
-    """The main process decides where the run starts (one reading of the folder) and tells the others;
-    a refusal is raised on every process."""
+def _agree_on_start(accelerator, cfg: Config) -> tuple[Path | None, RunLock | None]:
+    """The main process locks the run folder (engine/runlock.py), then decides where the run starts
+    (one reading of the folder) and tells the others; a refusal is raised on every process. Returns
+    (checkpoint or None, the lock on the main process, else None). The lock comes first: deciding
+    removes the temporaries of killed writers, which must not be those of a live run."""
     decision: list = [None]
+    lock, error = None, None
     if accelerator.is_main_process:
         try:
+            lock = lock_run_folder(cfg.output_dir, cfg.train.lock_wait)
             folder, notes = _resume_point(cfg)
             decision = [(str(folder) if folder else None, notes, None)]
-        except (FileExistsError, CheckpointError) as e:
+        except Exception as e:  # noqa: BLE001 - raised below on every process, none left waiting
+            error = e
             decision = [(None, [], (type(e).__name__, str(e)))]
     if accelerator.num_processes > 1:
         broadcast_object_list(decision)
     folder, notes, failure = decision[0]
     if failure is not None:
-        raise (FileExistsError if failure[0] == "FileExistsError" else CheckpointError)(failure[1])
+        if lock is not None:
+            lock.release()
+        if error is not None:
+            raise error
+        if failure[0] in _AGREED_ERRORS:
+            raise _AGREED_ERRORS[failure[0]](failure[1])
+        raise RuntimeError(f"the main process could not start the run: {failure[0]}: {failure[1]}")
     if accelerator.is_main_process:
         for note in notes:
             logger.warning("%s", note)
-    return Path(folder) if folder else None
+    return (Path(folder) if folder else None), lock
+
+
+# The refusals of the start, by name: the other processes raise the main one's as the same type.
+_AGREED_ERRORS = {e.__name__: e for e in (FileExistsError, RunFolderLocked, CheckpointError)}
 
 
 def _batches(loader):
