@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from ..cli import command, output_folder, positive_int
+from ..engine import resume_memory
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
@@ -38,7 +39,6 @@ def arguments(p: argparse.ArgumentParser) -> None:
 # RuntimeError: a launch failed (its output is above), no /proc (not Linux)
 @command(__doc__, arguments, usage_errors=(RuntimeError,))
 def main(args: argparse.Namespace) -> int:
-    from ..engine import resume_memory
     if args.role == "write":
         resume_memory.write(args.model, args.num_classes, args.ema, args.out)
         return 0

@@ -22,6 +22,11 @@ from pathlib import Path
 
 import torch
 
+from ..models import create_model
+from . import distributed, state
+from .optim import ModelEma, build_optimizer, build_scheduler
+from .state import TrainState, latest_checkpoint, save_checkpoint
+
 PATHS = ("broadcast", "every-process")
 
 
@@ -48,8 +53,6 @@ def _setup(model_name: str, num_classes: int, ema: bool):
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    from ..models import create_model
-    from .optim import ModelEma, build_optimizer, build_scheduler
 
     accelerator = Accelerator(cpu=True)
     model = create_model(model_name, num_classes=num_classes)
@@ -67,7 +70,6 @@ def write(model_name: str, num_classes: int, ema: bool, out: Path) -> None:
     """Write `out/checkpoints/step_00000001` with save_checkpoint (every process of the launch). The
     checkpoint does not depend on the sharding, and one unsharded process needs the least memory
     to write it: sharded CPU processes each gather the full state."""
-    from .state import TrainState, save_checkpoint
 
     accelerator, model, optimizer, scheduler, averaged = _setup(model_name, num_classes, ema)
     # AdamW state of the real shapes without a forward pass of a 16x224 clip (minutes on a CPU):
@@ -85,7 +87,6 @@ def write(model_name: str, num_classes: int, ema: bool, out: Path) -> None:
 def load(model_name: str, num_classes: int, ema: bool, out: Path, path: str) -> None:
     """Resume from the checkpoint in `out` the `path` way, and write this process's memory and time
     to `out/load_{path}_rank{N}.json` (every process of the launch)."""
-    from . import distributed, state
 
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
@@ -139,7 +140,6 @@ def measure(model_name: str, num_classes: int, processes: int, out: Path, paths=
     """Write a checkpoint into `out` with `write_processes` processes (default `processes`), unless
     one is there (it is reused), and load it each of `paths` ways, each in a fresh launch of
     `processes` processes. One record per path and process."""
-    from .state import latest_checkpoint
 
     common = ["--model", model_name, "--num-classes", str(num_classes), "--out", str(out),
               "--ema" if ema else "--no-ema"]

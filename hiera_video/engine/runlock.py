@@ -14,7 +14,7 @@ Shared filesystems: on NFS the lock goes through the lock manager (NLM for NFSv3
 for NFSv4), unless the folder is mounted `nolock` or `local_lock=posix|all`, where it only excludes
 processes of the same node; on Lustre it needs the client mount option `flock` (`localflock` is
 node-local, `noflock` refuses locks). Where the filesystem refuses locks the run goes on unlocked,
-with a warning saying so. Details: docs/distributed_draft.md (hiera_video/engine/runlock.py).
+with a warning saying so. Details: docs/distributed.md (hiera_video/engine/runlock.py).
 """
 
 from __future__ import annotations

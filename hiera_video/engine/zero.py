@@ -21,6 +21,8 @@ from collections.abc import Iterator, Mapping
 import torch
 import torch.distributed as dist
 
+from ..errors import ConfigError
+
 # Accelerate's DeepSpeed support imports transformers even when no Hugging Face model is involved
 # (accelerate 1.16, DeepSpeedPlugin.select): both are checked at the start, with what to install.
 NEEDS = ("deepspeed", "transformers")
@@ -53,8 +55,6 @@ def plugin(grad_clip: float | None):
     clips inside `backward`, and `Accelerator.clip_grad_norm_` only reports the norm. A DeepSpeed
     config file that sets another value is an error naming both."""
     from accelerate.utils import DeepSpeedPlugin
-
-    from ..errors import ConfigError
 
     p = DeepSpeedPlugin()
     ours = float(grad_clip or 0.0)  # DeepSpeed's 0: no clipping (optim.grad_clip: null)
