@@ -191,10 +191,8 @@ class Trainer:
             log_with=log_with or None, step_scheduler_with_optimizer=False, grad_clip=cfg.optim.grad_clip,
             dataloader_config=DataLoaderConfiguration(even_batches=True, use_seedable_sampler=False))
         set_seed(cfg.train.seed)
-        if zero.is_deepspeed(accelerator) and cfg.train.on_nonfinite == "skip":
-            # The engine steps inside backward(), before the loop could see the loss and skip the update.
-            raise ConfigError("train.on_nonfinite=skip is not possible under DeepSpeed (its engine updates the "
-                              "weights inside backward); use train.on_nonfinite=stop, or DDP/FSDP")
+        if zero.is_deepspeed(accelerator):
+            zero.check_training(accelerator, cfg.train.on_nonfinite, cfg.train.mixed_precision)
         # From here until fit() ends, the main process holds the folder's lock (engine/runlock.py).
         resume_from, self.lock = _agree_on_start(accelerator, cfg)
         try:

@@ -16,12 +16,15 @@ Details: docs/training.md (hiera_video/engine/zero.py).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Mapping
 
 import torch
 import torch.distributed as dist
 
 from ..errors import ConfigError
+
+logger = logging.getLogger("hiera_video")
 
 # Accelerate's DeepSpeed support imports transformers even when no Hugging Face model is involved
 # (accelerate 1.16, DeepSpeedPlugin.select): both are checked at the start, with what to install.
@@ -66,6 +69,21 @@ def plugin(grad_clip: float | None):
                           f"--gradient_clipping or its config file) says gradient_clipping: {theirs}; make them "
                           f"agree (DeepSpeed clips inside the engine, so its value is the one that would apply)")
     return p
+
+
+def check_training(accelerator, on_nonfinite: str, mixed_precision: str) -> None:
+    """At the start of a ZeRO run, what it cannot do: raises ConfigError, or warns."""
+    if stage(accelerator) not in (1, 2, 3):
+        raise ConfigError(f"DeepSpeed ZeRO stage {stage(accelerator)}: only stages 1, 2 and 3 keep the optimizer "
+                          f"state this project gathers into its checkpoints (accelerate launch --zero_stage 1/2/3)")
+    if on_nonfinite == "skip":
+        # The engine steps inside backward(), before the loop could see the loss and skip the update.
+        raise ConfigError("train.on_nonfinite=skip is not possible under DeepSpeed (its engine updates the "
+                          "weights inside backward); use train.on_nonfinite=stop, or DDP/FSDP")
+    if mixed_precision == "fp16" and accelerator.is_main_process:
+        logger.warning("DeepSpeed fp16: its dynamic loss scale is not in this project's checkpoints, so a resumed "
+                       "run starts from the initial scale and is not bitwise the uninterrupted one (bf16 has no "
+                       "loss scale)")
 
 
 def _zero_optimizer(optimizer):
