@@ -135,19 +135,19 @@ class ModelEma:
         weights restored bitwise after it, also when it raises. Costs one copy of this process's
         shards while it lasts."""
         target = self.model if model is None else model
-        zero.release(target)
         live = self._live(target)
         with torch.no_grad():
             backup = [t.clone() for t in live]
             for t, e in zip(live, self.shadow):
                 t.copy_(e)
+        zero.release(target)  # ZeRO-3: forwards use gathered copies of the partitions just written
         try:
             yield self.model if model is None else model
         finally:
-            zero.release(target)
             with torch.no_grad():
                 for t, b in zip(live, backup):
                     t.copy_(b)
+            zero.release(target)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         if is_deepspeed_model(self.model):

@@ -317,9 +317,9 @@ def load_optimizer_state(optimizer, state: dict) -> None:
 # ZeRO-3 partitions (EMA, evaluation)
 # ------------------------------------------------------------------------------------------------
 def is_partitioned(t: torch.Tensor) -> bool:
-    """A ZeRO-3 parameter split over the processes. Small ones (under
-    stage3_param_persistence_threshold) "persist": whole on every process, used as such by forward."""
-    return hasattr(t, "ds_tensor") and not getattr(t, "ds_persist", False)
+    """A ZeRO-3 parameter: its lasting value is this process's flat partition (`ds_tensor`), also for
+    the small ones that stay gathered between forwards (under stage3_param_persistence_threshold)."""
+    return hasattr(t, "ds_tensor")
 
 
 def partition(t: torch.Tensor) -> torch.Tensor:
@@ -352,9 +352,12 @@ def slice_partition(t: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
 
 
 def release(model: torch.nn.Module) -> None:
-    """Put ZeRO-3 weights back into their partitions. A forward without backward (validation) can
-    leave them gathered, and the next forward then uses the gathered copies, not the partitions:
-    writing into the partitions (swapping EMA weights in and out) must come after this."""
+    """Make ZeRO-3's partitions the weights the next forward uses. A forward without backward
+    (validation) can leave weights gathered, and small parameters stay gathered between forwards
+    ("persistent"); a forward uses a gathered copy, not the partition. After writing into the
+    partitions (swapping EMA weights in or out), the engine's `empty_partition_cache` drops every
+    gathered copy, persistent ones included (measured: with the default persistence threshold, 72 of
+    the tiny model's 74 parameters, ZeRO-3 with EMA ends 1.3e-6 from DDP)."""
     if hasattr(model, "empty_partition_cache") and any(is_partitioned(p) for p in model.parameters()):
         model.empty_partition_cache()
 
