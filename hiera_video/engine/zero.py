@@ -98,24 +98,28 @@ def _zero_optimizer(optimizer):
                      "optim.* settings build it)")
 
 
+def _subs(zero) -> list[list[int]]:
+    """For each client optimizer group, in order, its inner groups: the same index for stages 1-2;
+    for stage 3, the sub-groups it was split into (sub_group_size)."""
+    if not hasattr(zero, "sub_group_to_group_id"):
+        return [[g] for g in range(len(zero.bit16_groups))]
+    subs: dict[int, list[int]] = {}
+    for sub, g in sorted(zero.sub_group_to_group_id.items()):
+        subs.setdefault(g, []).append(sub)
+    return [subs[g] for g in sorted(subs)]
+
+
 def _param_groups(zero) -> list[list[torch.nn.Parameter]]:
     """The model parameters of each client optimizer group, in the client's order."""
-    if hasattr(zero, "sub_group_to_group_id"):  # stage 3: sub-groups, each within one group
-        groups: dict[int, list] = {}
-        for sub, params in enumerate(zero.fp16_groups):
-            groups.setdefault(zero.sub_group_to_group_id[sub], []).extend(params)
-        return [groups[g] for g in sorted(groups)]
-    return [list(g) for g in zero.bit16_groups]
+    lp = zero.fp16_groups if hasattr(zero, "sub_group_to_group_id") else zero.bit16_groups
+    return [[p for sub in subs for p in lp[sub]] for subs in _subs(zero)]
 
 
 def _flat_partitions(zero) -> list[list[torch.Tensor]]:
     """Per client group, the flat fp32 partitions that key the inner optimizer's state."""
-    if hasattr(zero, "sub_group_to_group_id"):
-        out: dict[int, list] = {}
-        for sub, flat in enumerate(zero.fp32_partitioned_groups_flat):
-            out.setdefault(zero.sub_group_to_group_id[sub], []).append(flat)
-        return [out[g] for g in sorted(out)]
-    return [[flat] for flat in zero.single_partition_of_fp32_groups]
+    flat = (zero.fp32_partitioned_groups_flat if hasattr(zero, "sub_group_to_group_id")
+            else zero.single_partition_of_fp32_groups)
+    return [[flat[sub] for sub in subs] for subs in _subs(zero)]
 
 
 def _link_states(zero) -> None:
@@ -238,7 +242,7 @@ def full_optimizer_state(optimizer, main: bool) -> dict:
 
     zero = _zero_optimizer(optimizer)
     _link_states(zero)
-    groups, flats = _param_groups(zero), _flat_partitions(zero)
+    groups, flats, subs = _param_groups(zero), _flat_partitions(zero), _subs(zero)
     state: dict[int, dict] = {}
     saved_groups = []
     i = 0
@@ -252,22 +256,15 @@ def full_optimizer_state(optimizer, main: bool) -> dict:
                 full = safe_get_full_optimizer_state(p, key)  # a collective
                 if main:
                     entry[key] = full.view(_shape(p)).to("cpu", copy=True)
-            if entry and (keys or scalars):
+            if entry:
                 state[i] = entry
             ids.append(i)
             i += 1
-        hyper = {k: v for k, v in zero.optimizer.param_groups[_first_sub(zero, g)].items() if k != "params"}
+        hyper = {k: v for k, v in zero.optimizer.param_groups[subs[g][0]].items() if k != "params"}
         saved_groups.append({**hyper, "params": ids})
     if not main:
         return {}
     return {"state": state, "param_groups": saved_groups}
-
-
-def _first_sub(zero, g: int) -> int:
-    """The inner optimizer's param group of client group `g` (stage 3 may split a group in sub-groups)."""
-    if hasattr(zero, "sub_group_to_group_id"):
-        return min(s for s, grp in zero.sub_group_to_group_id.items() if grp == g)
-    return g
 
 
 @torch.no_grad()
@@ -278,7 +275,7 @@ def load_optimizer_state(optimizer, state: dict) -> None:
     from deepspeed.utils import safe_set_full_optimizer_state
 
     zero = _zero_optimizer(optimizer)
-    groups, flats = _param_groups(zero), _flat_partitions(zero)
+    groups, flats, subs = _param_groups(zero), _flat_partitions(zero), _subs(zero)
     saved = state["param_groups"]
     if [len(g["params"]) for g in saved] != [len(g) for g in groups]:
         raise ValueError(f"the optimizer state has {len(saved)} groups of {[len(g['params']) for g in saved]} "
@@ -306,11 +303,8 @@ def load_optimizer_state(optimizer, state: dict) -> None:
                     raise ValueError(f"optimizer group {g}: {k} is {'missing' if value is None else tuple(value.shape)}"
                                      f" for a parameter of shape {tuple(_shape(p))}")
                 safe_set_full_optimizer_state(p, value.float(), k)
-        inner = zero.optimizer.param_groups
-        subs = ([s for s, grp in zero.sub_group_to_group_id.items() if grp == g]
-                if hasattr(zero, "sub_group_to_group_id") else [g])
-        for s in subs:
-            inner[s].update({k: v for k, v in saved_group.items() if k != "params"})
+        for sub in subs[g]:
+            zero.optimizer.param_groups[sub].update({k: v for k, v in saved_group.items() if k != "params"})
 
 
 # ------------------------------------------------------------------------------------------------
